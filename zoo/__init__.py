@@ -1,0 +1,55 @@
+"""zoo: PyTorch models from every source behind one `load / predict / finetune` API.
+
+```python
+import zoo
+zoo.load("resnet18").predict("cat.jpg")
+```
+
+Importing zoo never imports torch; models import it when they are built.
+"""
+
+from zoo._version import __version__
+from zoo.api import fetch, info, list_models, load, plugins, register
+from zoo.errors import (
+    ChecksumError,
+    DownloadError,
+    InputError,
+    OfflineError,
+    PluginError,
+    UnknownModelError,
+    UnsupportedError,
+    UntrustedCodeError,
+    ZooError,
+)
+from zoo.model import Model
+from zoo.plugin import Plugin
+from zoo.registry import PluginInfo
+from zoo.results import Classification
+from zoo.specs import Artifact, ImagePreprocess, ModelSpec, Weights
+
+__all__ = [
+    "Artifact",
+    "ChecksumError",
+    "Classification",
+    "DownloadError",
+    "ImagePreprocess",
+    "InputError",
+    "Model",
+    "ModelSpec",
+    "OfflineError",
+    "Plugin",
+    "PluginError",
+    "PluginInfo",
+    "UnknownModelError",
+    "UnsupportedError",
+    "UntrustedCodeError",
+    "Weights",
+    "ZooError",
+    "__version__",
+    "fetch",
+    "info",
+    "list_models",
+    "load",
+    "plugins",
+    "register",
+]

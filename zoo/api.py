@@ -1,0 +1,176 @@
+"""The public facades: `load`, `fetch`, `list_models`, `info`, `register`, `plugins`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from zoo.errors import UnsupportedError
+from zoo.names import is_path
+from zoo.plugin import _defaults, _first_line
+from zoo.registry import USER_PLUGIN, PluginInfo, get_registry
+from zoo.specs import ImagePreprocess, ModelSpec, Weights
+
+if TYPE_CHECKING:
+    import torch
+
+    from zoo.model import Model
+    from zoo.store.http import Progress
+
+__all__ = ["fetch", "info", "list_models", "load", "plugins", "register"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def load(name: str, *, device: str | torch.device | None = "auto", **kwargs: Any) -> Model:
+    """Load a model by name, with its pretrained weights, on the best available device.
+
+    Args:
+        name: `resnet18`, `resnet18:IMAGENET1K_V1` (a weights tag, case-insensitive), `resnet18:none`
+            (random init), `torchvision/resnet18` (qualified), or a scheme name a plugin resolves.
+        device: "auto" (cuda > mps > cpu, `ZOO_DEVICE` first), "cpu", "cuda:1", ...
+        **kwargs: builder arguments, e.g. `num_classes=10` for a random-init model.
+
+    Raises:
+        UnknownModelError: unknown model or weights tag (with suggestions).
+        OfflineError: the weights are not cached and `ZOO_OFFLINE=1`.
+    """
+    if is_path(name):
+        raise UnsupportedError(f"Loading the checkpoint {name!r} by path is not supported yet: load it by model name.")
+    spec, tag = get_registry().resolve(name)
+    return load_spec(spec, tag, device=device, **kwargs)
+
+
+def load_spec(spec: ModelSpec, tag: str | None, *, device: str | torch.device | None = "auto", **kwargs: Any) -> Model:
+    """Build `spec` with the weights `tag` (None: random init) and wrap it in a `Model`."""
+    from zoo.checkpoint import build_module, weights_entry
+    from zoo.device import resolve_device
+    from zoo.model import Model
+
+    target = resolve_device(device)
+    weights = spec.weights[tag] if tag is not None else None
+    builder_kwargs = _builder_kwargs(spec, tag, weights, kwargs)
+    entry = weights_entry(weights.artifact, hook=spec.state_dict_hook) if weights is not None else None
+    module = build_module(spec.builder, builder_kwargs, entry.path if entry else None)
+    module.eval()
+    module.to(target)
+    if target.type == "cuda":
+        import torch
+
+        module.to(memory_format=torch.channels_last)
+    return Model(
+        module,
+        spec,
+        weights=tag,
+        device=target,
+        labels=_labels(spec, tag, builder_kwargs),
+        preprocess=spec.preprocess_for(tag),
+        builder_kwargs=builder_kwargs,
+        weights_sha256=entry.sha256 if entry else None,
+    )
+
+
+def _builder_kwargs(spec: ModelSpec, tag: str | None, weights: Weights | None, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    fixed = dict(weights.builder_kwargs) if weights is not None else {}
+    for key, value in kwargs.items():
+        if key in fixed and fixed[key] != value:
+            raise UnsupportedError(
+                f"{spec.name}:{tag} weights need {key}={fixed[key]!r}, not {value!r}: load '{spec.name}:none' "
+                f"for random init with {key}={value!r}."
+            )
+    return {**fixed, **kwargs}
+
+
+def _labels(spec: ModelSpec, tag: str | None, kwargs: Mapping[str, Any]) -> tuple[str, ...] | None:
+    labels = spec.labels_for(tag)
+    num_classes = kwargs.get("num_classes")
+    if labels is not None and isinstance(num_classes, int) and num_classes != len(labels):
+        return None  # a new label set: results show class indices until labels are given
+    return labels
+
+
+def fetch(name: str, *, progress: Progress | None = None) -> Path:
+    """Download (or find) and cache the weights of a model; returns the cached safetensors file.
+
+    Raises:
+        UnsupportedError: the model has no pretrained weights (e.g. `name:none`).
+    """
+    from zoo.checkpoint import weights_entry
+
+    spec, tag = get_registry().resolve(name)
+    if tag is None:
+        raise UnsupportedError(f"{name!r} has no pretrained weights to fetch: see `zoo info {spec.name}` for its tags.")
+    return weights_entry(spec.weights[tag].artifact, hook=spec.state_dict_hook, progress=progress).path
+
+
+def list_models(pattern: str | None = None, *, task: str | None = None, plugin: str | None = None) -> list[str]:
+    """Names of the available models, sorted; `pattern` is an fnmatch pattern such as `resnet*`.
+
+    A name that several plugins declare is listed once per plugin, qualified (`plugin/name`).
+    Never imports torch.
+    """
+    registry = get_registry()
+    specs = registry.specs(pattern, task=task, plugin=plugin)
+    counts: dict[str, int] = {}
+    for spec in registry.specs():
+        counts[spec.name] = counts.get(spec.name, 0) + 1
+    return [spec.qualified_name if counts[spec.name] > 1 else spec.name for spec in specs]
+
+
+def info(name: str) -> ModelSpec:
+    """The `ModelSpec` of a model name (tags are accepted and ignored). Never imports torch."""
+    spec, _ = get_registry().resolve(name)
+    return spec
+
+
+def plugins() -> list[PluginInfo]:
+    """Every discovered plugin with its status: loaded, failed (and why), disabled, clashing names."""
+    registry = get_registry()
+    return [registry.infos[key] for key in sorted(registry.infos)]
+
+
+def register(
+    name: str,
+    *,
+    task: str,
+    labels: Sequence[str] | None = None,
+    weights: Mapping[str, Weights] | None = None,
+    default_weights: str | None = None,
+    preprocess: ImagePreprocess | None = None,
+    description: str | None = None,
+    **meta: Any,
+) -> Callable[[F], F]:
+    """Decorator that registers an in-script model builder under `name` (plugin `user`).
+
+    Example:
+        ```python
+        @zoo.register("mynet", task="image-classification", labels=["cat", "dog"])
+        def mynet(num_classes: int = 2):
+            import torch.nn as nn
+            return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes))
+
+        zoo.load("mynet").predict(image)
+        ```
+    """
+
+    def decorate(builder: F) -> F:
+        tags = dict(weights or {})
+        get_registry().add_spec(
+            ModelSpec(
+                name=name,
+                task=task,
+                builder=builder,
+                plugin=USER_PLUGIN,
+                labels=tuple(labels) if labels is not None else None,
+                preprocess=preprocess,
+                weights=tags,
+                default_weights=default_weights or next(iter(tags), None),
+                description=description if description is not None else _first_line(builder.__doc__),
+                defaults=_defaults(builder),
+                meta=meta,
+            )
+        )
+        return builder
+
+    return decorate

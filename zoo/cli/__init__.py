@@ -1,0 +1,54 @@
+"""The `zoo` command line: parse, call the API, render. Errors become one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from zoo._version import __version__
+from zoo.errors import ZooError
+
+__all__ = ["cli", "main"]
+
+
+class ZooGroup(click.Group):
+    """A click group that turns `ZooError` into `error: <message>` and exit code 1, in one place."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ZooError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="zoo", message="%(prog)s %(version)s")
+@click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """PyTorch models from every source behind one API."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _register_commands() -> None:
+    from zoo.cli import models, predict
+
+    cli.add_command(models.list_cmd)
+    cli.add_command(models.info_cmd)
+    cli.add_command(models.plugins_cmd)
+    cli.add_command(predict.predict_cmd)
+
+
+_register_commands()
+
+
+def main() -> None:
+    """Entry point of the `zoo` console script and `python -m zoo`."""
+    cli(prog_name="zoo")

@@ -1,0 +1,72 @@
+"""Parsing of model names: `name`, `name:TAG`, `plugin/name[:TAG]`, `scheme:rest`, and checkpoint paths."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from zoo.errors import UnknownModelError
+
+__all__ = ["ModelName", "is_path", "parse_name"]
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9_]*):(?!\d)(.+)$")
+_PLAIN = re.compile(r"^(?:([A-Za-z0-9][A-Za-z0-9._-]*)/)?([A-Za-z0-9][A-Za-z0-9._+-]*)(?::([A-Za-z0-9][A-Za-z0-9._+-]*))?$")
+_CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
+
+
+@dataclass(frozen=True)
+class ModelName:
+    """A parsed model name.
+
+    Attributes:
+        raw: the text as given.
+        model: model name, lower case (empty for scheme names).
+        plugin: plugin of a qualified name (`plugin/name`), else None.
+        tag: weights tag as written, else None.
+        scheme: `hub`, `hf`, ... for scheme names, else None.
+        target: the text after `scheme:`.
+    """
+
+    raw: str
+    model: str = ""
+    plugin: str | None = None
+    tag: str | None = None
+    scheme: str | None = None
+    target: str = ""
+
+
+def is_path(name: str) -> bool:
+    """True when `name` names a local checkpoint (file or folder) rather than a catalog model."""
+    if name.startswith(("./", "../", "/", "~")) or name.endswith(_CHECKPOINT_SUFFIXES) or os.sep in name[:1]:
+        return True
+    return "/" in name and Path(name).expanduser().exists()
+
+
+def parse_name(name: str, schemes: frozenset[str] = frozenset()) -> ModelName:
+    """Parse a model name as written by a user.
+
+    Args:
+        name: the name.
+        schemes: scheme prefixes the loaded plugins resolve (`hub`, `hf`); `resnet18:v1` is a tag, not a
+            scheme, unless a plugin registered `resnet18` as a scheme.
+
+    Raises:
+        UnknownModelError: the text is not a valid name.
+    """
+    raw = name
+    name = name.strip()
+    scheme = _SCHEME.match(name)
+    if scheme and scheme.group(1).lower() in schemes:
+        return ModelName(raw=raw, scheme=scheme.group(1).lower(), target=scheme.group(2))
+    plain = _PLAIN.match(name)
+    if plain:
+        plugin, model, tag = plain.groups()
+        return ModelName(raw=raw, model=model.lower(), plugin=plugin, tag=tag)
+    if scheme:  # e.g. `hf:org/repo` while no plugin handles `hf:`; the registry says so
+        return ModelName(raw=raw, scheme=scheme.group(1).lower(), target=scheme.group(2))
+    raise UnknownModelError(
+        f"{raw!r} is not a model name: use name, name:TAG, plugin/name or a checkpoint path. See `zoo list`.",
+        name=raw,
+    )

@@ -1,0 +1,155 @@
+"""`Plugin`: what a plugin package exposes to declare models, tasks and name schemes.
+
+A plugin module must be cheap to import (no torch): builders import their heavy libraries inside.
+
+Example:
+    ```python
+    import zoo
+    plugin = zoo.Plugin("my-models")
+
+    @plugin.model("tinynet", task="image-classification", labels=["cat", "dog"])
+    def tinynet(num_classes: int = 2):
+        import torch.nn as nn
+        return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes))
+    ```
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from zoo.errors import PluginError
+from zoo.specs import ImagePreprocess, ModelSpec, Weights
+
+__all__ = ["Plugin", "SchemeResolver"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+#: A resolver for a name scheme such as `hub:` receives the text after the colon and returns a spec
+#: plus the weights tag to load (or None for the spec's default).
+SchemeResolver = Callable[[str], "tuple[ModelSpec, str | None]"]
+
+
+class Plugin:
+    """A named collection of model specs, tasks and name schemes.
+
+    Args:
+        name: the plugin's name, used in qualified model names (`name/model`).
+        description: one line for `zoo plugins`.
+        version: shown by `zoo plugins`; defaults to the distribution's version.
+    """
+
+    def __init__(self, name: str, *, description: str = "", version: str | None = None) -> None:
+        if not name or "/" in name or ":" in name:
+            raise PluginError(f"Plugin name {name!r} is invalid: no '/' or ':'.")
+        self.name = name
+        self.description = description
+        self.version = version
+        self._specs: dict[str, ModelSpec] = {}
+        self._schemes: dict[str, SchemeResolver] = {}
+        self._tasks: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"Plugin({self.name!r}, models={len(self._specs)})"
+
+    @property
+    def specs(self) -> Mapping[str, ModelSpec]:
+        """The declared model specs by name."""
+        return dict(self._specs)
+
+    @property
+    def schemes(self) -> Mapping[str, SchemeResolver]:
+        """Name schemes (such as `hub`) this plugin resolves."""
+        return dict(self._schemes)
+
+    @property
+    def tasks(self) -> Mapping[str, str]:
+        """Tasks this plugin adds, as `module:Class` import paths."""
+        return dict(self._tasks)
+
+    def add(self, spec: ModelSpec) -> ModelSpec:
+        """Declare a model from a ready `ModelSpec`; its `plugin` field is set to this plugin's name."""
+        if spec.name in self._specs:
+            raise PluginError(f"Plugin {self.name!r} declares {spec.name!r} twice.")
+        if spec.plugin != self.name:
+            from dataclasses import replace
+
+            spec = replace(spec, plugin=self.name)
+        self._specs[spec.name] = spec
+        return spec
+
+    def model(
+        self,
+        name: str,
+        *,
+        task: str,
+        labels: Sequence[str] | None = None,
+        weights: Mapping[str, Weights] | None = None,
+        default_weights: str | None = None,
+        preprocess: ImagePreprocess | None = None,
+        description: str | None = None,
+        state_dict_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        **meta: Any,
+    ) -> Callable[[F], F]:
+        """Decorator that declares the decorated builder as model `name`.
+
+        The first weights tag is the default unless `default_weights` names another. The builder's
+        keyword defaults are recorded (shown by `zoo info`); its docstring's first line is the
+        description unless one is given.
+        """
+
+        def decorate(builder: F) -> F:
+            tags = dict(weights or {})
+            self.add(
+                ModelSpec(
+                    name=name,
+                    task=task,
+                    builder=builder,
+                    plugin=self.name,
+                    labels=tuple(labels) if labels is not None else None,
+                    preprocess=preprocess,
+                    weights=tags,
+                    default_weights=default_weights or next(iter(tags), None),
+                    description=description if description is not None else _first_line(builder.__doc__),
+                    defaults=_defaults(builder),
+                    meta=meta,
+                    state_dict_hook=state_dict_hook,
+                )
+            )
+            return builder
+
+        return decorate
+
+    def scheme(self, prefix: str) -> Callable[[SchemeResolver], SchemeResolver]:
+        """Decorator that makes this plugin resolve names that start with `prefix:` (e.g. `hub:`)."""
+        if not prefix.isidentifier():
+            raise PluginError(f"Scheme {prefix!r} must be a plain word such as 'hub'.")
+
+        def decorate(resolver: SchemeResolver) -> SchemeResolver:
+            self._schemes[prefix.lower()] = resolver
+            return resolver
+
+        return decorate
+
+    def task(self, name: str, target: str) -> None:
+        """Add a task implemented by the class at `target` (`"package.module:Class"`), imported when used."""
+        if ":" not in target:
+            raise PluginError(f"Task target {target!r} must look like 'package.module:Class'.")
+        self._tasks[name] = target
+
+
+def _first_line(doc: str | None) -> str:
+    return inspect.cleandoc(doc).splitlines()[0] if doc and doc.strip() else ""
+
+
+def _defaults(builder: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        params = inspect.signature(builder).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {
+        p.name: p.default
+        for p in params
+        if p.default is not inspect.Parameter.empty and isinstance(p.default, (int, float, str, bool, type(None)))
+    }

@@ -1,0 +1,340 @@
+"""Frozen value types that describe models: `ModelSpec`, `Weights`, `Artifact`, `ImagePreprocess`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from zoo.errors import PluginError, UnknownModelError
+
+__all__ = ["Artifact", "ImagePreprocess", "ModelSpec", "Weights", "validate_filename"]
+
+#: Formats an artifact can have; the cache converts pickles to safetensors once.
+FORMATS = ("safetensors", "state_dict-pickle", "full-pickle", "torchscript", "repo")
+_HEX = re.compile(r"^[0-9a-f]+$")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
+_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+def validate_filename(name: str) -> str:
+    """Return `name` if it is a plain file name safe to create in the cache, else raise `ValueError`.
+
+    Refuses path separators, drive letters, `..`, leading dots and control characters, before any
+    filesystem access.
+    """
+    if not isinstance(name, str) or not _SAFE_NAME.match(name) or name in {".", ".."} or ".." in name:
+        raise ValueError(f"unsafe file name {name!r}: use letters, digits, '.', '_', '+' and '-' only")
+    return name
+
+
+def _hex(value: str | None, what: str) -> str | None:
+    if value is None:
+        return None
+    value = value.lower()
+    if not _HEX.match(value) or len(value) > 64:
+        raise ValueError(f"{what} {value!r} is not a hex sha256 digest (or prefix)")
+    return value
+
+
+def _format_from_name(name: str) -> str:
+    lower = name.lower()
+    if lower.endswith(".safetensors"):
+        return "safetensors"
+    if lower.endswith((".torchscript", ".jit")):
+        return "torchscript"
+    return "state_dict-pickle"
+
+
+@dataclass(frozen=True)
+class ImagePreprocess:
+    """How an image becomes a model input, as data.
+
+    The pipeline is torchvision's classification one: resize the shorter side to `resize` (or to
+    `(height, width)`), center-crop to `crop`, scale to [0, 1], normalize with `mean` and `std`.
+
+    Attributes:
+        resize: shorter-side size, or `(height, width)`; None keeps the input size.
+        crop: center-crop size, or `(height, width)`; None for no crop.
+        mean: per-channel mean subtracted after scaling to [0, 1].
+        std: per-channel standard deviation divided by.
+        interpolation: "bilinear", "bicubic" or "nearest".
+        antialias: antialias when downsizing (torchvision's default).
+        channels: 3 for RGB input, 1 for grayscale.
+    """
+
+    resize: int | tuple[int, int] | None = 256
+    crop: int | tuple[int, int] | None = 224
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    interpolation: str = "bilinear"
+    antialias: bool = True
+    channels: int = 3
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in {"bilinear", "bicubic", "nearest", "nearest-exact"}:
+            raise ValueError(f"interpolation {self.interpolation!r} is not bilinear, bicubic or nearest")
+        if len(self.mean) != len(self.std):
+            raise ValueError("mean and std must have the same length")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, not {self.channels}")
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """The (height, width) the model receives, when fixed."""
+        size = self.crop if self.crop is not None else self.resize
+        if size is None:
+            return None
+        return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; `ImagePreprocess.from_dict` reads it back."""
+        return {
+            "resize": list(self.resize) if isinstance(self.resize, tuple) else self.resize,
+            "crop": list(self.crop) if isinstance(self.crop, tuple) else self.crop,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "interpolation": self.interpolation,
+            "antialias": self.antialias,
+            "channels": self.channels,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ImagePreprocess:
+        """Build from a dict written by `to_dict` (lists become tuples)."""
+
+        def size(v: Any) -> Any:
+            return tuple(int(x) for x in v) if isinstance(v, (list, tuple)) else v
+
+        return cls(
+            resize=size(data.get("resize")),
+            crop=size(data.get("crop")),
+            mean=tuple(float(x) for x in data.get("mean", (0.0, 0.0, 0.0))),
+            std=tuple(float(x) for x in data.get("std", (1.0, 1.0, 1.0))),
+            interpolation=str(data.get("interpolation", "bilinear")),
+            antialias=bool(data.get("antialias", True)),
+            channels=int(data.get("channels", 3)),
+        )
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One file the store fetches, verifies and caches.
+
+    Attributes:
+        name: file name in the cache (validated: no separators, no `..`).
+        urls: sources tried in order (mirrors are applied on top of these).
+        sha256: full sha256 of the file, when known.
+        hash_prefix: the prefix of the sha256 that upstream publishes (torchvision's file names carry one).
+        size: byte size, when known.
+        format: one of `FORMATS`.
+        license: SPDX identifier or short text.
+    """
+
+    name: str
+    urls: tuple[str, ...] = ()
+    sha256: str | None = None
+    hash_prefix: str | None = None
+    size: int | None = None
+    format: str = "state_dict-pickle"
+    license: str | None = None
+
+    def __post_init__(self) -> None:
+        validate_filename(self.name)
+        object.__setattr__(self, "sha256", _hex(self.sha256, "sha256"))
+        object.__setattr__(self, "hash_prefix", _hex(self.hash_prefix, "hash_prefix"))
+        if self.sha256 is not None and len(self.sha256) != 64:
+            raise ValueError(f"sha256 of {self.name} must have 64 hex digits; use hash_prefix= for a prefix")
+        if self.format not in FORMATS:
+            raise ValueError(f"format {self.format!r} of {self.name} is not one of {', '.join(FORMATS)}")
+
+    @property
+    def expected_digest(self) -> str | None:
+        """The full sha256 when known, else the upstream prefix, else None."""
+        return self.sha256 or self.hash_prefix
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A named set of pretrained weights for a model (a weights tag).
+
+    Attributes:
+        url: where the file is published (None for weights that ship inside a package).
+        sha256: full sha256 of the file.
+        hash_prefix: upstream hash prefix, used when the full hash is not published.
+        filename: cache file name; defaults to the last part of `url`.
+        size: byte size of the file.
+        format: file format; guessed from the file name when omitted.
+        license: license of the weights.
+        labels: class labels, when they differ from the model's.
+        preprocess: preprocessing, when it differs from the model's.
+        builder_kwargs: arguments the builder needs to match these weights (e.g. `num_classes`).
+        metrics: published metrics, e.g. `{"acc@1": 69.758}`.
+        meta: anything else worth showing (`num_params`, `recipe`, `gflops`, ...).
+        urls: extra sources tried after `url`.
+    """
+
+    url: str | None = None
+    sha256: str | None = None
+    hash_prefix: str | None = None
+    filename: str | None = None
+    size: int | None = None
+    format: str | None = None
+    license: str | None = None
+    labels: tuple[str, ...] | None = None
+    preprocess: ImagePreprocess | None = None
+    builder_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    urls: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.labels is not None:
+            object.__setattr__(self, "labels", tuple(self.labels))
+        for name in ("builder_kwargs", "metrics", "meta"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+        if self.url is None and not self.urls and self.filename is None:
+            raise ValueError("Weights need a url, urls or a filename")
+        self.artifact  # noqa: B018 - validates the file name and hashes now, at declaration time
+
+    @property
+    def artifact(self) -> Artifact:
+        """The file to fetch for these weights."""
+        urls = tuple(u for u in (self.url, *self.urls) if u)
+        name = self.filename or unquote(urlsplit(urls[0]).path.rsplit("/", 1)[-1])
+        return Artifact(
+            name=name,
+            urls=urls,
+            sha256=self.sha256,
+            hash_prefix=self.hash_prefix,
+            size=self.size,
+            format=self.format or _format_from_name(name),
+            license=self.license,
+        )
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything zoo knows about a model before building it.
+
+    Attributes:
+        name: the model name, lower case (`resnet18`).
+        task: the task name (`image-classification`, ...).
+        builder: callable that returns the `torch.nn.Module`; heavy imports go inside it.
+        plugin: name of the plugin that declared it.
+        labels: class labels, or None.
+        preprocess: input preprocessing as data, or None.
+        weights: weights tags, by their canonical tag name.
+        default_weights: the tag `name` alone loads; None loads random init.
+        description: one line for `zoo list`.
+        defaults: default builder arguments.
+        meta: extra facts for `zoo info` (family, paper, ...).
+        state_dict_hook: called on a state_dict read from an upstream file before it is cached as
+            safetensors (to rename legacy keys, drop unused heads); None for none.
+    """
+
+    name: str
+    task: str
+    builder: Callable[..., Any]
+    plugin: str = "user"
+    labels: tuple[str, ...] | None = None
+    preprocess: ImagePreprocess | None = None
+    weights: Mapping[str, Weights] = field(default_factory=dict)
+    default_weights: str | None = None
+    description: str = ""
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    state_dict_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or ":" in self.name or self.name != self.name.strip():
+            raise PluginError(f"Model name {self.name!r} is invalid: no '/', ':' or surrounding spaces.")
+        object.__setattr__(self, "name", self.name.lower())
+        if self.labels is not None:
+            object.__setattr__(self, "labels", tuple(self.labels))
+        for tag in self.weights:
+            if not _TAG.match(tag) or tag.lower() == "none":
+                raise PluginError(f"Weights tag {tag!r} of {self.name!r} is invalid (letters, digits, '._+-').")
+        for attr in ("weights", "defaults", "meta"):
+            object.__setattr__(self, attr, MappingProxyType(dict(getattr(self, attr))))
+        if self.default_weights is not None and self.default_weights not in self.weights:
+            raise PluginError(f"Default weights {self.default_weights!r} of {self.name!r} are not declared.")
+
+    @property
+    def qualified_name(self) -> str:
+        """`plugin/name`, unique across plugins."""
+        return f"{self.plugin}/{self.name}"
+
+    def weights_tag(self, tag: str | None) -> str | None:
+        """Canonical tag for `tag` (case-insensitive); None means the default; "none" means random init.
+
+        Raises:
+            UnknownModelError: the tag is not declared.
+        """
+        if tag is None:
+            return self.default_weights
+        if tag.lower() == "none":
+            return None
+        if tag.lower() == "default" and self.default_weights:
+            return self.default_weights
+        for known in self.weights:
+            if known.lower() == tag.lower():
+                return known
+        tags = ", ".join(self.weights) or "none (this model has no pretrained weights)"
+        raise UnknownModelError(
+            f"Unknown weights tag {tag!r} for {self.name!r}. Known tags: {tags}; use '{self.name}:none' for random init.",
+            name=f"{self.name}:{tag}",
+            suggestions=[f"{self.name}:{t}" for t in self.weights],
+        )
+
+    def labels_for(self, tag: str | None) -> tuple[str, ...] | None:
+        """Labels of these weights, falling back to the model's."""
+        weights = self.weights.get(tag) if tag else None
+        return weights.labels if weights is not None and weights.labels is not None else self.labels
+
+    def preprocess_for(self, tag: str | None) -> ImagePreprocess | None:
+        """Preprocessing of these weights, falling back to the model's."""
+        weights = self.weights.get(tag) if tag else None
+        return weights.preprocess if weights is not None and weights.preprocess is not None else self.preprocess
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready description, as `zoo info --json` prints it (never imports torch)."""
+        return {
+            "name": self.name,
+            "qualified_name": self.qualified_name,
+            "plugin": self.plugin,
+            "task": self.task,
+            "description": self.description,
+            "default_weights": self.default_weights,
+            "num_labels": len(self.labels) if self.labels else None,
+            "preprocess": self.preprocess.to_dict() if self.preprocess else None,
+            "defaults": dict(self.defaults),
+            "meta": dict(self.meta),
+            "weights": {tag: _weights_summary(w) for tag, w in self.weights.items()},
+        }
+
+
+def _weights_summary(w: Weights) -> dict[str, Any]:
+    art = w.artifact
+    return {
+        "url": w.url,
+        "file": art.name,
+        "sha256": art.sha256,
+        "hash_prefix": art.hash_prefix,
+        "size": art.size,
+        "format": art.format,
+        "license": art.license,
+        "num_labels": len(w.labels) if w.labels else None,
+        "preprocess": w.preprocess.to_dict() if w.preprocess else None,
+        "builder_kwargs": dict(w.builder_kwargs),
+        "metrics": dict(w.metrics),
+        "meta": dict(w.meta),
+    }
+
+
+def as_tuple(value: Sequence[str] | None) -> tuple[str, ...] | None:
+    """Tuple of strings, or None."""
+    return None if value is None else tuple(str(v) for v in value)

@@ -1,0 +1,145 @@
+"""The `image-classification` task: images in, top-k `Classification` results out."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from zoo.errors import InputError, UnsupportedError
+from zoo.images import ImageItem, collect_images, decode, preprocess_batch
+from zoo.results import Classification
+from zoo.tasks.base import Task
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["ImageClassification", "logits_of", "top_k"]
+
+
+class ImageClassification(Task):
+    """Image classification: decode, resize, crop, normalize, forward, softmax, top-k."""
+
+    name = "image-classification"
+
+    def predict(
+        self,
+        inputs: Any,
+        *,
+        top_k: int = 5,
+        batch_size: int = 32,
+        preprocess: bool = True,
+        amp: bool | None = None,
+    ) -> Classification | list[Classification]:
+        """Classify images.
+
+        Args:
+            inputs: a path, folder, glob, bytes, PIL image, numpy HWC uint8 array, tensor (CHW or NCHW,
+                uint8 or float in [0, 1]), or a list of those.
+            top_k: number of classes per result.
+            batch_size: images per forward pass.
+            preprocess: False when `inputs` is already a normalized NCHW/CHW float tensor of model input.
+            amp: bf16 autocast; default on for CUDA, off elsewhere.
+
+        Returns:
+            One `Classification`, or a list for list-like inputs (lists, folders, globs, NCHW).
+        """
+        if top_k < 1:
+            raise InputError(f"top_k must be at least 1, not {top_k}.")
+        if batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, not {batch_size}.")
+        if not preprocess:
+            return self._predict_tensor(inputs, top_k, batch_size, amp)
+        items, is_batch = collect_images(inputs)
+        spec = self.model.preprocess
+        if spec is None:
+            raise UnsupportedError(f"{self.model.name} has no image preprocessing: pass preprocess=False and a tensor.")
+        results: list[Classification] = []
+        for chunk in _chunks(items, batch_size):
+            images = self._decode(chunk, spec.channels)
+            batch = preprocess_batch(images, spec, self.model.device)
+            logits = self._forward(batch, amp)
+            results.extend(self._results(logits, top_k, [i.source for i in chunk]))
+        return results if is_batch else results[0]
+
+    def _predict_tensor(self, inputs: Any, top_k: int, batch_size: int, amp: bool | None) -> Any:
+        import torch
+
+        if not isinstance(inputs, torch.Tensor) or inputs.ndim not in (3, 4) or not inputs.is_floating_point():
+            raise InputError("preprocess=False takes a float tensor of model input, shaped CHW or NCHW.")
+        batch = inputs if inputs.ndim == 4 else inputs.unsqueeze(0)
+        results: list[Classification] = []
+        for start in range(0, batch.shape[0], batch_size):
+            logits = self._forward(batch[start : start + batch_size], amp)
+            results.extend(self._results(logits, top_k, [None] * logits.shape[0]))
+        return results if inputs.ndim == 4 else results[0]
+
+    def _decode(self, chunk: Sequence[ImageItem], channels: int) -> list[torch.Tensor]:
+        device = self.model.device
+        if device.type == "cuda" and channels == 3:
+            return _decode_on_gpu(chunk, device)
+        return [decode(item, channels) for item in chunk]
+
+    def _forward(self, batch: torch.Tensor, amp: bool | None) -> torch.Tensor:
+        import torch
+
+        module = self.model.module
+        device = self.model.device
+        module.eval()
+        batch = batch.to(device, non_blocking=True)
+        use_amp = (device.type == "cuda") if amp is None else amp
+        if device.type == "cuda":
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
+        with torch.inference_mode(), autocast:
+            out = module(batch)
+        return logits_of(out).float()
+
+    def _results(self, logits: torch.Tensor, k: int, sources: Sequence[str | None]) -> Iterator[Classification]:
+        scores, indices = top_k(logits, k)
+        labels = self.model.labels
+        for row_scores, row_indices, source in zip(scores.tolist(), indices.tolist(), sources):
+            names = tuple(labels[i] if labels and i < len(labels) else str(i) for i in row_indices)
+            yield Classification(names, tuple(row_scores), tuple(row_indices), source)
+
+
+def logits_of(out: Any) -> torch.Tensor:
+    """The logits tensor of a classifier's output (plain tensor, `.logits`, or first of a tuple)."""
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        return out
+    if hasattr(out, "logits"):
+        return out.logits
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        return out[0]
+    raise UnsupportedError(f"The model returned {type(out).__name__}; a classifier must return a logits tensor.")
+
+
+def top_k(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax probabilities and indices of the `k` best classes per row, on the CPU."""
+    probs = logits.softmax(dim=-1)
+    scores, indices = probs.topk(min(k, probs.shape[-1]), dim=-1)
+    return scores.cpu(), indices.cpu()
+
+
+def _chunks(items: Sequence[ImageItem], size: int) -> Iterator[Sequence[ImageItem]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _decode_on_gpu(chunk: Sequence[ImageItem], device: torch.device) -> list[torch.Tensor]:
+    """JPEG files decoded together on the GPU (nvjpeg); anything else decoded on the CPU."""
+    from torchvision.io import ImageReadMode, decode_jpeg, read_file
+
+    images: list[torch.Tensor | None] = [None] * len(chunk)
+    jpegs = [i for i, item in enumerate(chunk) if item.is_jpeg_file]
+    if jpegs:
+        data = [read_file(str(chunk[i].data)) for i in jpegs]
+        try:
+            decoded = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+        except RuntimeError:
+            decoded = [decode(chunk[i], 3) for i in jpegs]  # the CPU decoder names the bad file
+        for i, image in zip(jpegs, decoded):
+            images[i] = image
+    return [image if image is not None else decode(item, 3) for image, item in zip(images, chunk)]
