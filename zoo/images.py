@@ -194,7 +194,9 @@ def _from_numpy(data: Any, source: str) -> torch.Tensor:
         array = array[:, :, None]
     if array.ndim != 3:
         raise InputError(f"{source}: a numpy image must be HWC or NHWC, not shape {array.shape}.")
-    return _check_dtype(torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1), source)
+    if not array.flags.writeable or not array.flags.c_contiguous:
+        array = np.array(array, copy=True, order="C")
+    return _check_dtype(torch.from_numpy(array).permute(2, 0, 1), source)
 
 
 def _check_dtype(image: torch.Tensor, source: str) -> torch.Tensor:

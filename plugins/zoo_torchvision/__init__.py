@@ -1,0 +1,91 @@
+"""torchvision's pretrained image classifiers as zoo models, declared from data (importing this never imports torch).
+
+The specs come from `catalog.json`, generated from the installed torchvision by
+`scripts/gen_torchvision_catalog.py`; a test checks that the catalog still matches torchvision.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from zoo import ImagePreprocess, ModelSpec, Plugin, Weights
+from zoo_torchvision._build import KEY_HOOKS, build, chain_hooks, drop_prefixes
+
+__all__ = ["plugin"]
+
+_HERE = Path(__file__).resolve().parent
+#: License of torchvision's weights unless the catalog names another (the SWAG weights link theirs).
+DEFAULT_LICENSE = "BSD-3-Clause"
+TASK = "image-classification"
+
+plugin = Plugin("torchvision", description="torchvision's ImageNet classifiers: 80 architectures, every weights tag")
+
+
+def _read_json(name: str) -> Any:
+    return json.loads((_HERE / name).read_text(encoding="utf-8"))
+
+
+def _tuples(value: Any) -> Any:
+    """JSON lists back to the tuples torchvision passes (e.g. MaxViT's `input_size`)."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def _weights(tag: Mapping[str, Any], label_sets: Mapping[str, tuple[str, ...]]) -> Weights:
+    """`Weights` of one catalog tag."""
+    return Weights(
+        url=tag["url"],
+        hash_prefix=tag["hash_prefix"],
+        license=tag["license"] or DEFAULT_LICENSE,
+        labels=label_sets[tag["labels"]] if tag["labels"] else None,
+        preprocess=ImagePreprocess.from_dict(tag["preprocess"]),
+        builder_kwargs={key: _tuples(value) for key, value in tag["builder_kwargs"].items()},
+        metrics=tag["metrics"],
+        meta=tag["meta"],
+    )
+
+
+def _state_dict_hook(entry: Mapping[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+    """The hook that turns the model's upstream files into its module's keys, or None when they match."""
+    tags = entry["tags"].values()
+    hooks: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
+    if any(tag.get("renames_keys") for tag in tags) and entry["family"] in KEY_HOOKS:
+        hooks.append(KEY_HOOKS[entry["family"]])
+    prefixes = sorted({prefix for tag in tags for prefix in tag.get("drop_prefixes", ())})
+    if prefixes:
+        hooks.append(partial(drop_prefixes, prefixes=tuple(prefixes)))
+    if len(hooks) > 1:
+        return partial(chain_hooks, hooks=tuple(hooks))
+    return hooks[0] if hooks else None
+
+
+def _spec(name: str, entry: Mapping[str, Any], label_sets: Mapping[str, tuple[str, ...]]) -> ModelSpec:
+    """`ModelSpec` of one catalog model."""
+    weights = {tag: _weights(data, label_sets) for tag, data in entry["tags"].items()}
+    default = weights[entry["default"]]
+    return ModelSpec(
+        name=name,
+        task=TASK,
+        builder=partial(build, name),
+        plugin=plugin.name,
+        labels=default.labels,
+        preprocess=default.preprocess,
+        weights=weights,
+        default_weights=entry["default"],
+        description=entry["description"],
+        meta={"family": entry["family"], "summary": entry["summary"], "weights_enum": entry["weights_enum"]},
+        state_dict_hook=_state_dict_hook(entry),
+    )
+
+
+def _declare(target: Plugin, catalog: Mapping[str, Any]) -> None:
+    """Add every model of `catalog` to `target`; label sets are read once and shared between specs."""
+    label_sets = {key: tuple(_read_json(file)) for key, file in catalog["labels"].items()}
+    for name, entry in catalog["models"].items():
+        target.add(_spec(name, entry, label_sets))
+
+
+_declare(plugin, _read_json("catalog.json"))

@@ -1,0 +1,110 @@
+"""Building torchvision classifiers for zoo, and the state_dict hooks for upstream files whose keys differ.
+
+Nothing here imports torch or torchvision at module import: the functions import them when called.
+This module also imports nothing from its own package, so `scripts/gen_torchvision_catalog.py` can load it
+by path while `catalog.json` is being (re)generated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["KEY_HOOKS", "build", "chain_hooks", "densenet_legacy_keys", "drop_prefixes", "parameters_on_meta"]
+
+StateDict = dict[str, Any]
+StateDictHook = Callable[[StateDict], StateDict]
+
+#: torchvision's own pattern (`torchvision.models.densenet._load_state_dict`): the published DenseNet files
+#: name `norm.1`, `relu.1`, `conv.1`, ... what the modules now call `norm1`, `relu1`, `conv1`, ...
+_DENSENET_LEGACY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
+
+
+def build(name: str, **kwargs: Any) -> torch.nn.Module:
+    """Build torchvision model `name` without weights; zoo loads them afterwards.
+
+    Under a meta default device (zoo builds there before assigning the weights), parameters are created
+    on the meta device while plain tensors stay on the CPU: RegNet's builders compute their stage widths
+    with tensor ops and `.tolist()`, which fail on the meta device.
+
+    Args:
+        name: the torchvision builder name, e.g. `resnet18`.
+        **kwargs: builder arguments (a weights tag's `builder_kwargs` plus the user's).
+    """
+    import torch
+    from torchvision.models import get_model
+
+    if torch.get_default_device().type != "meta":
+        return get_model(name, weights=None, **kwargs)
+    with parameters_on_meta():
+        return get_model(name, weights=None, **kwargs)
+
+
+@contextlib.contextmanager
+def parameters_on_meta() -> Iterator[None]:
+    """Create module parameters on the meta device; every other tensor (buffers included) on the CPU.
+
+    Parameters are what make a large model expensive to initialise; buffers are small, and keeping them
+    real means non-persistent ones (absent from any state_dict) keep correct values. This patches
+    `torch.nn.Module.register_parameter` for the duration, so do not build other modules in other
+    threads meanwhile.
+    """
+    import torch
+    from torch import nn
+
+    original = nn.Module.register_parameter
+
+    def register_on_meta(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        if param is not None and not param.is_meta:
+            param = nn.Parameter(param.detach().to("meta"), requires_grad=param.requires_grad)
+        original(module, name, param)
+
+    nn.Module.register_parameter = register_on_meta  # type: ignore[method-assign]
+    try:
+        with torch.device("cpu"):
+            yield
+    finally:
+        nn.Module.register_parameter = original  # type: ignore[method-assign]
+
+
+def densenet_legacy_keys(state: Mapping[str, Any]) -> StateDict:
+    """Rename the legacy DenseNet keys of torchvision's published files (`...norm.1.weight` -> `...norm1.weight`).
+
+    The same renaming torchvision's `densenet._load_state_dict` applies before loading; other keys pass.
+    """
+    out: StateDict = {}
+    for key, value in state.items():
+        match = _DENSENET_LEGACY.match(key)
+        out[match.group(1) + match.group(2) if match else key] = value
+    return out
+
+
+def drop_prefixes(state: Mapping[str, Any], *, prefixes: Sequence[str]) -> StateDict:
+    """Drop the keys under `prefixes`: heads the file holds but the built module does not (GoogLeNet's aux1/aux2).
+
+    Args:
+        state: the upstream state_dict.
+        prefixes: key prefixes, each ending with ".".
+    """
+    starts = tuple(prefixes)
+    return {key: value for key, value in state.items() if not key.startswith(starts)}
+
+
+def chain_hooks(state: Mapping[str, Any], *, hooks: Sequence[StateDictHook]) -> StateDict:
+    """Apply `hooks` in order."""
+    out = dict(state)
+    for hook in hooks:
+        out = hook(out)
+    return out
+
+
+#: Hooks for families whose builders rewrite the upstream keys in code before loading (the catalog marks
+#: such weights with `"renames_keys": true`; a test checks that each has a hook here).
+KEY_HOOKS: dict[str, StateDictHook] = {"densenet": densenet_legacy_keys}

@@ -1,0 +1,129 @@
+"""Name parsing and resolution: tags, random init, qualified names, suggestions, clashes, in-script models."""
+
+from __future__ import annotations
+
+import pytest
+
+import zoo
+from zoo.names import is_path, parse_name
+from zoo.registry import Registry
+
+
+def _plugin(name: str, *models: str) -> zoo.Plugin:
+    plugin = zoo.Plugin(name)
+    for model in models:
+        plugin.model(
+            model,
+            task="image-classification",
+            weights={"v1": zoo.Weights(url=f"https://example.org/{model}-v1.pth"), "V2": zoo.Weights(url=f"https://example.org/{model}-v2.pth")},
+            default_weights="V2",
+        )(lambda num_classes=3: None)
+    return plugin
+
+
+@pytest.fixture
+def registry() -> Registry:
+    reg = Registry()
+    reg.add_plugin(_plugin("alpha", "resnet18", "shared"))
+    reg.add_plugin(_plugin("beta", "shared", "mobilenet"))
+    return reg
+
+
+@pytest.mark.parametrize(
+    ("text", "model", "plugin", "tag"),
+    [
+        ("resnet18", "resnet18", None, None),
+        ("ResNet18:IMAGENET1K_V1", "resnet18", None, "IMAGENET1K_V1"),
+        ("torchvision/resnet18", "resnet18", "torchvision", None),
+        ("torchvision/resnet18:none", "resnet18", "torchvision", "none"),
+        ("animegan2:face_paint_512_v2", "animegan2", None, "face_paint_512_v2"),
+    ],
+)
+def test_parse_plain_names(text: str, model: str, plugin: str | None, tag: str | None) -> None:
+    parsed = parse_name(text)
+    assert (parsed.model, parsed.plugin, parsed.tag, parsed.scheme) == (model, plugin, tag, None)
+
+
+def test_scheme_names_need_a_known_scheme() -> None:
+    assert parse_name("hub:owner/repo:main/entry", frozenset({"hub"})).target == "owner/repo:main/entry"
+    assert parse_name("hf:org/repo@abc").scheme == "hf"  # no plain reading exists
+    assert parse_name("hub:thing").scheme is None  # a tag unless a plugin registered `hub`
+
+
+def test_paths_are_recognised() -> None:
+    assert is_path("./lenet5.safetensors")
+    assert is_path("/tmp/x.pt")
+    assert not is_path("resnet18")
+    assert not is_path("torchvision/resnet18")
+
+
+def test_tags_are_case_insensitive_and_default_applies(registry: Registry) -> None:
+    spec, tag = registry.resolve("resnet18")
+    assert tag == "V2"
+    assert registry.resolve("resnet18:v1")[1] == "v1"
+    assert registry.resolve("resnet18:V2")[1] == "V2"
+    assert registry.resolve("resnet18:none")[1] is None
+    assert registry.resolve("resnet18:DEFAULT")[1] == "V2"
+
+
+def test_unknown_tag_lists_known_tags(registry: Registry) -> None:
+    with pytest.raises(zoo.UnknownModelError, match="Known tags: v1, V2") as info:
+        registry.resolve("resnet18:v9")
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_model_suggests_close_names(registry: Registry) -> None:
+    with pytest.raises(zoo.UnknownModelError, match="Did you mean 'resnet18'") as info:
+        registry.resolve("resnt18")
+    assert info.value.suggestions == ("resnet18",)
+    assert isinstance(info.value, LookupError)
+
+
+def test_clash_names_both_owners_and_qualified_names_resolve(registry: Registry) -> None:
+    with pytest.raises(zoo.UnknownModelError, match="alpha/shared, beta/shared"):
+        registry.resolve("shared")
+    assert registry.resolve("alpha/shared")[0].plugin == "alpha"
+    assert registry.resolve("beta/shared")[0].plugin == "beta"
+    assert registry.infos["alpha"].clashes == ("shared",)
+    assert "beta" in registry.infos["alpha"].reason
+
+
+def test_unknown_plugin_in_qualified_name(registry: Registry) -> None:
+    with pytest.raises(zoo.UnknownModelError, match="Unknown plugin 'gamma'"):
+        registry.resolve("gamma/resnet18")
+
+
+def test_listing_filters(registry: Registry) -> None:
+    assert [s.qualified_name for s in registry.specs("res*")] == ["alpha/resnet18"]
+    assert [s.name for s in registry.specs(plugin="beta")] == ["mobilenet", "shared"]
+    assert registry.specs(task="object-detection") == []
+
+
+def test_register_in_script_model() -> None:
+    @zoo.register("mynet", task="image-classification", labels=["cat", "dog"])
+    def mynet(num_classes: int = 2):
+        """A two-class net."""
+        import torch.nn as nn
+
+        return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, num_classes))
+
+    assert "mynet" in zoo.list_models()
+    spec = zoo.info("mynet")
+    assert (spec.plugin, spec.description, spec.defaults["num_classes"]) == ("user", "A two-class net.", 2)
+    model = zoo.load("mynet", device="cpu")
+    assert model.weights is None
+    assert model.labels == ("cat", "dog")
+
+
+def test_invalid_declarations_fail_at_declaration() -> None:
+    with pytest.raises(zoo.PluginError):
+        zoo.ModelSpec(name="a/b", task="image-classification", builder=lambda: None)
+    with pytest.raises(zoo.PluginError):
+        zoo.ModelSpec(name="a", task="t", builder=lambda: None, weights={}, default_weights="v1")
+    for hostile in ("../x", "/etc/passwd", "C:\\x", "a/../../b", ".hidden"):
+        with pytest.raises(ValueError, match="unsafe file name"):
+            zoo.Weights(url="https://example.org/a.pth", filename=hostile)
+    with pytest.raises(ValueError, match="unsafe file name"):
+        zoo.Weights(url="https://example.org/..%2F..%2Fetc%2Fpasswd")
+    with pytest.raises(ValueError, match="sha256"):
+        zoo.Weights(url="https://example.org/a.pth", sha256="abc")
