@@ -73,6 +73,11 @@ def median(values: Iterable[float]) -> float:
     return statistics.median(list(values))
 
 
+def paired_ratio(times: Mapping[str, Sequence[float]], case: str, anchor: str) -> float:
+    """Median of the per-round ratios case / anchor: robust to load that drifts across rounds."""
+    return round(median(a / b for a, b in zip(times[case], times[anchor])), 3)
+
+
 def ratio(value: float, anchor: float) -> float:
     """value / anchor, rounded for printing."""
     return round(value / anchor, 3) if anchor else float("nan")
@@ -119,6 +124,7 @@ def environment() -> dict[str, Any]:
         "torchvision": torchvision.__version__,
         "cpus": os.cpu_count(),
         "threads": torch.get_num_threads(),
+        "loadavg_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -170,7 +176,9 @@ def photos(folder: Path, count: int, *, jpeg_only: bool = False) -> list[Path]:
     absent, generated JPEGs (smooth gradients with noise, sizes like camera photos) stand in.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    sources = sorted(p for p in IMAGES.glob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"}) if IMAGES.is_dir() else []
+    sources = (
+        sorted(p for p in IMAGES.glob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"}) if IMAGES.is_dir() else []
+    )
     if not sources:
         sources = _generated(folder.parent / "generated", 7)
     out = []

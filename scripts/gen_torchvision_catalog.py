@@ -23,6 +23,7 @@ import json
 import math
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -150,6 +151,8 @@ def record_build(builder: Callable[..., Any], weights: Any) -> tuple[Any, BuildR
     record = BuildRecord()
     build = load_build_module()
     with ExitStack() as stack:
+        stack.enter_context(warnings.catch_warnings())
+        warnings.simplefilter("ignore", FutureWarning)  # GoogLeNet's and Inception's note on init_weights
         stack.enter_context(_patched(recording_patches(record)))
         stack.enter_context(torch.device("meta"))
         stack.enter_context(build.parameters_on_meta())
@@ -200,7 +203,7 @@ def _title(summary: str) -> str:
     """Short model title from a builder docstring's first sentence ("ResNet-18 from ..." -> "ResNet-18")."""
     title = re.split(r" from |, as described in ", summary, maxsplit=1)[0]
     title = re.sub(r"^Constructs an? ", "", title)
-    return re.sub(r"( model)?( architecture)?( model)?$", "", title).strip()
+    return re.sub(r" model architecture\b| architecture\b| model\b", "", title).strip()
 
 
 def _size(values: list[int]) -> int | list[int]:
@@ -244,8 +247,15 @@ def metrics(meta: dict[str, Any], name: str) -> dict[str, float]:
     return {key: float(value) for key, value in sorted(values.items()) if not math.isnan(value)}
 
 
-def tag_entry(model: str, weights: Any, label_sets: dict[str, list[str]]) -> dict[str, Any]:
-    """Catalog entry of one weights tag, with its builder arguments captured from a meta-device build."""
+def tag_entry(model: str, weights: Any, label_sets: dict[str, list[str]], plain: BuildRecord) -> dict[str, Any]:
+    """Catalog entry of one weights tag, with its builder arguments captured from a meta-device build.
+
+    Args:
+        model: the builder name.
+        weights: the weights enum member.
+        label_sets: known label sets by key.
+        plain: the record of the same builder called without weights.
+    """
     from torch.hub import HASH_REGEX
     from torchvision.models import get_model_builder
 
@@ -255,7 +265,6 @@ def tag_entry(model: str, weights: Any, label_sets: dict[str, list[str]]) -> dic
         raise ValueError(f"{model}.{weights.name}: unknown meta keys {sorted(unknown)}: record them in tag_entry()")
     builder = get_model_builder(model)
     module, record = record_build(builder, weights)
-    _, plain = record_build(builder, None)
     hash_match = HASH_REGEX.search(weights.url.rsplit("/", 1)[-1])
     entry: dict[str, Any] = {
         "url": weights.url,
@@ -288,7 +297,8 @@ def model_entry(name: str, label_sets: dict[str, list[str]]) -> dict[str, Any]:
 
     builder = get_model_builder(name)
     enum = get_model_weights(name)
-    tags = {member.name: tag_entry(name, member, label_sets) for member in enum}
+    _, plain = record_build(builder, None)
+    tags = {member.name: tag_entry(name, member, label_sets, plain) for member in enum}
     default = enum.DEFAULT.name
     summary = _plain_text(builder.__doc__)
     title = _title(summary)
@@ -332,9 +342,14 @@ def build_catalog() -> dict[str, Any]:
     }
 
 
+#: A JSON list of numbers or short plain strings, as `json.dumps(indent=...)` spreads it over lines.
+_FLAT_LIST = re.compile(r'\[\s+((?:(?:-?[0-9.eE+-]+|"[^",\\]*"),\s+)*(?:-?[0-9.eE+-]+|"[^",\\]*"))\s+\]')
+
+
 def render(data: Any) -> str:
-    """Deterministic JSON text (sorted keys, no NaN)."""
-    return json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+    """Deterministic JSON text: sorted keys, no NaN, one key per line, short lists kept on one line."""
+    text = json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    return _FLAT_LIST.sub(lambda m: "[" + ", ".join(item.strip() for item in m.group(1).split(",")) + "]", text) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

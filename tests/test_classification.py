@@ -29,7 +29,12 @@ def tiny(file_server, tiny_state_dict_file: Path, monkeypatch: pytest.MonkeyPatc
         "tiny",
         task="image-classification",
         labels=LABELS,
-        weights={"v1": zoo.Weights(url=f"https://weights.invalid/{tiny_state_dict_file.name}", hash_prefix=hashlib.sha256(data).hexdigest()[:8])},
+        weights={
+            "v1": zoo.Weights(
+                url=f"https://weights.invalid/{tiny_state_dict_file.name}",
+                hash_prefix=hashlib.sha256(data).hexdigest()[:8],
+            )
+        },
         preprocess=zoo.ImagePreprocess(resize=40, crop=32),
     )
     def build(num_classes: int = 3):
@@ -57,13 +62,12 @@ def test_load_converts_once_and_matches_the_state_dict(tiny: zoo.Model, tiny_sta
     assert cached == ["tiny-0000.pth.record.json", "tiny-0000.safetensors", "tiny-0000.safetensors.record.json"]
 
 
-def test_predict_matches_a_manual_pipeline(tiny: zoo.Model, photo: Path) -> None:
-    from torchvision.transforms import v2
+def test_predict_matches_torchvisions_own_transform(tiny: zoo.Model, photo: Path) -> None:
+    from torchvision.transforms._presets import ImageClassification
 
     result = tiny.predict(photo, top_k=3)
     image = torch.from_numpy(np.array(Image.open(photo))).permute(2, 0, 1)
-    pipeline = v2.Compose([v2.Resize(40, antialias=True), v2.CenterCrop(32), v2.ToDtype(torch.float32, scale=True),
-                           v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])  # fmt: skip
+    pipeline = ImageClassification(crop_size=32, resize_size=40)  # what torchvision's weights.transforms() builds
     with torch.inference_mode():
         probs = tiny.module(pipeline(image)[None]).softmax(-1)[0]
     order = probs.argsort(descending=True)
@@ -142,13 +146,17 @@ def test_random_init_and_num_classes(tiny: zoo.Model) -> None:
 
 
 def test_unknown_weights_tag_is_one_line() -> None:
-    zoo.register("t2", task="image-classification", weights={"v1": zoo.Weights(url="https://x.invalid/t2.pth")})(tiny_cnn)
+    zoo.register("t2", task="image-classification", weights={"v1": zoo.Weights(url="https://x.invalid/t2.pth")})(
+        tiny_cnn
+    )
     with pytest.raises(zoo.UnknownModelError, match="Unknown weights tag 'v7' for 't2'. Known tags: v1"):
         zoo.load("t2:v7")
 
 
 def test_offline_cold_cache_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    zoo.register("t3", task="image-classification", weights={"v1": zoo.Weights(url="https://x.invalid/t3.pth")})(tiny_cnn)
+    zoo.register("t3", task="image-classification", weights={"v1": zoo.Weights(url="https://x.invalid/t3.pth")})(
+        tiny_cnn
+    )
     monkeypatch.setenv("ZOO_OFFLINE", "1")
     with pytest.raises(zoo.OfflineError, match="'t3.pth' is not cached"):
         zoo.load("t3")

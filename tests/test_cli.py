@@ -43,7 +43,8 @@ def test_list_pattern_and_table() -> None:
 def test_info_json() -> None:
     result = CliRunner().invoke(cli, ["info", "resnet50", "--json"])
     data = json.loads(result.output)
-    assert data["default_weights"] == "IMAGENET1K_V2"
+    assert data["default_weights"] == "IMAGENET1K_V1"  # what pretrained=True gives
+    assert data["aliases"] == {"DEFAULT": "IMAGENET1K_V2"}  # torchvision's weights="DEFAULT"
     assert data["weights"]["IMAGENET1K_V1"]["hash_prefix"] == "0676ba61"
     assert data["weights"]["IMAGENET1K_V2"]["preprocess"]["resize"] == 232
 

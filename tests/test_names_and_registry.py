@@ -15,7 +15,10 @@ def _plugin(name: str, *models: str) -> zoo.Plugin:
         plugin.model(
             model,
             task="image-classification",
-            weights={"v1": zoo.Weights(url=f"https://example.org/{model}-v1.pth"), "V2": zoo.Weights(url=f"https://example.org/{model}-v2.pth")},
+            weights={
+                "v1": zoo.Weights(url=f"https://example.org/{model}-v1.pth"),
+                "V2": zoo.Weights(url=f"https://example.org/{model}-v2.pth"),
+            },
             default_weights="V2",
         )(lambda num_classes=3: None)
     return plugin

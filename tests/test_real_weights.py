@@ -53,8 +53,8 @@ def test_cli_predict_json(assets: Path, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("ZOO_OFFLINE", "1")
     images = assets / "images"
     out = subprocess.run(
-        [sys.executable, "-m", "zoo", "predict", "mobilenet_v2", str(images / "chelsea.png"), str(images / "coffee.png"),
-         "--top-k", "3", "--json"],
+        [sys.executable, "-m", "zoo", "predict", "mobilenet_v2", str(images / "chelsea.png"),
+         str(images / "coffee.png"), "--top-k", "3", "--json"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     data = json.loads(out)

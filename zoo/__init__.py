@@ -26,6 +26,7 @@ from zoo.plugin import Plugin
 from zoo.registry import PluginInfo
 from zoo.results import Classification
 from zoo.specs import Artifact, ImagePreprocess, ModelSpec, Weights
+from zoo.tasks.base import Task
 
 __all__ = [
     "Artifact",
@@ -40,6 +41,7 @@ __all__ = [
     "Plugin",
     "PluginError",
     "PluginInfo",
+    "Task",
     "UnknownModelError",
     "UnsupportedError",
     "UntrustedCodeError",

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from zoo.errors import UnsupportedError
+from zoo.errors import InputError, UnsupportedError
 from zoo.names import is_path
 from zoo.plugin import _defaults, _first_line
 from zoo.registry import USER_PLUGIN, PluginInfo, get_registry
@@ -28,7 +28,8 @@ def load(name: str, *, device: str | torch.device | None = "auto", **kwargs: Any
 
     Args:
         name: `resnet18`, `resnet18:IMAGENET1K_V1` (a weights tag, case-insensitive), `resnet18:none`
-            (random init), `torchvision/resnet18` (qualified), or a scheme name a plugin resolves.
+            (random init), `torchvision/resnet18` (qualified), a scheme name a plugin resolves, or the
+            path of a checkpoint written by `Model.save` (`./lenet5.safetensors`, `./runs/lenet5/`).
         device: "auto" (cuda > mps > cpu, `ZOO_DEVICE` first), "cpu", "cuda:1", ...
         **kwargs: builder arguments, e.g. `num_classes=10` for a random-init model.
 
@@ -37,7 +38,9 @@ def load(name: str, *, device: str | torch.device | None = "auto", **kwargs: Any
         OfflineError: the weights are not cached and `ZOO_OFFLINE=1`.
     """
     if is_path(name):
-        raise UnsupportedError(f"Loading the checkpoint {name!r} by path is not supported yet: load it by model name.")
+        from zoo.checkpoint import load_checkpoint
+
+        return load_checkpoint(name, device=device, **kwargs)
     spec, tag = get_registry().resolve(name)
     return load_spec(spec, tag, device=device, **kwargs)
 
@@ -50,9 +53,16 @@ def load_spec(spec: ModelSpec, tag: str | None, *, device: str | torch.device | 
 
     target = resolve_device(device)
     weights = spec.weights[tag] if tag is not None else None
-    builder_kwargs = _builder_kwargs(spec, tag, weights, kwargs)
+    labels, kwargs = _label_kwargs(kwargs)
+    builder_kwargs, new_classes = _builder_kwargs(spec, tag, weights, kwargs)
     entry = weights_entry(weights.artifact, hook=spec.state_dict_hook) if weights is not None else None
     module = build_module(spec.builder, builder_kwargs, entry.path if entry else None)
+    if new_classes is not None:  # pretrained weights, a new label set: keep the trunk, swap the head
+        from zoo.train.heads import num_outputs, replace_head
+
+        if num_outputs(module) != new_classes:
+            replace_head(module, new_classes)
+        builder_kwargs["num_classes"] = new_classes
     module.eval()
     module.to(target)
     if target.type == "cuda":
@@ -64,22 +74,44 @@ def load_spec(spec: ModelSpec, tag: str | None, *, device: str | torch.device | 
         spec,
         weights=tag,
         device=target,
-        labels=_labels(spec, tag, builder_kwargs),
+        labels=labels if labels is not None else _labels(spec, tag, builder_kwargs),
         preprocess=spec.preprocess_for(tag),
         builder_kwargs=builder_kwargs,
         weights_sha256=entry.sha256 if entry else None,
     )
 
 
-def _builder_kwargs(spec: ModelSpec, tag: str | None, weights: Weights | None, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+def _label_kwargs(kwargs: Mapping[str, Any]) -> tuple[tuple[str, ...] | None, dict[str, Any]]:
+    """Split `labels=` off the builder arguments; it sets `num_classes` when that is not given."""
+    rest = dict(kwargs)
+    labels = rest.pop("labels", None)
+    if labels is None:
+        return None, rest
+    labels = tuple(str(label) for label in labels)
+    num_classes = rest.setdefault("num_classes", len(labels))
+    if not labels or num_classes != len(labels):
+        raise InputError(f"labels= names {len(labels)} classes but num_classes={num_classes}: pass matching values.")
+    return labels, rest
+
+
+def _builder_kwargs(
+    spec: ModelSpec, tag: str | None, weights: Weights | None, kwargs: Mapping[str, Any]
+) -> tuple[dict[str, Any], int | None]:
+    """The builder's arguments, and the class count of a new head for pretrained weights (None: keep theirs).
+
+    Pretrained weights are always built with their own `num_classes`; a different one asked for
+    becomes a new head once they are loaded.
+    """
     fixed = dict(weights.builder_kwargs) if weights is not None else {}
-    for key, value in kwargs.items():
+    rest = dict(kwargs)
+    new_classes = rest.pop("num_classes", None) if weights is not None else None
+    for key, value in rest.items():
         if key in fixed and fixed[key] != value:
             raise UnsupportedError(
                 f"{spec.name}:{tag} weights need {key}={fixed[key]!r}, not {value!r}: load '{spec.name}:none' "
                 f"for random init with {key}={value!r}."
             )
-    return {**fixed, **kwargs}
+    return {**fixed, **rest}, new_classes
 
 
 def _labels(spec: ModelSpec, tag: str | None, kwargs: Mapping[str, Any]) -> tuple[str, ...] | None:
@@ -119,7 +151,7 @@ def list_models(pattern: str | None = None, *, task: str | None = None, plugin: 
 
 
 def info(name: str) -> ModelSpec:
-    """The `ModelSpec` of a model name (tags are accepted and ignored). Never imports torch."""
+    """The `ModelSpec` of a model name (a weights tag may be given, and must exist). Never imports torch."""
     spec, _ = get_registry().resolve(name)
     return spec
 

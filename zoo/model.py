@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.specs import ImagePreprocess, ModelSpec
@@ -11,6 +13,7 @@ if TYPE_CHECKING:
     import torch
 
     from zoo.tasks.base import Task
+    from zoo.train.history import History
 
 __all__ = ["Model"]
 
@@ -26,6 +29,8 @@ class Model:
         preprocess: input preprocessing as data, or None.
         builder_kwargs: the arguments the builder was called with.
         weights_sha256: sha256 of the weights file loaded, or None.
+        training_summary: what training produced these weights (set by `finetune`, kept by `save`), or None.
+        history: per-epoch metrics of the last `finetune` (a `zoo.train.History`), or None.
     """
 
     def __init__(
@@ -47,6 +52,8 @@ class Model:
         self.preprocess = preprocess
         self.builder_kwargs = dict(builder_kwargs or {})
         self.weights_sha256 = weights_sha256
+        self.training_summary: dict[str, Any] | None = None
+        self.history: History | None = None
         self._device = device
         self._task: Task | None = None
 
@@ -90,6 +97,39 @@ class Model:
         `amp` (bf16 autocast, default on CUDA). See the task's documentation for others.
         """
         return self.task.predict(inputs, **options)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save as a self-describing safetensors checkpoint that `zoo.load(path)` restores.
+
+        The header records the model name, plugin, builder arguments, labels, preprocessing, task, the
+        base weights tag and sha256, the training summary and the zoo / torch versions. The write is
+        atomic; an existing file is replaced only if it is a safetensors file.
+
+        Args:
+            path: a `.safetensors` file, or a folder (no suffix, or an existing folder) that receives
+                `model.safetensors` + `config.json` in huggingface_hub's `PyTorchModelHubMixin` layout.
+
+        Returns:
+            The path written.
+
+        Raises:
+            InputError: `path` names a pickle or an existing file of another kind.
+            ZooError: a builder argument is not a JSON value.
+        """
+        from zoo.checkpoint import save_model
+
+        return save_model(self, path)
+
+    def finetune(self, train: Any, val: Any = None, **options: Any) -> Model:
+        """Fine-tune on `train` (validating on `val`) and return this model, trained, with `history` set.
+
+        Chainable: `zoo.load("resnet18").finetune("data/", epochs=3).save("out.safetensors")`. The head is
+        replaced when the data has another number of classes. See `zoo.train.finetune` for the data
+        kinds and every option (`epochs`, `lr`, `batch_size`, `strategy`, `out`, `resume`, `seed`, ...).
+        """
+        from zoo.train import finetune
+
+        return finetune(self, train, val, **options)
 
     @property
     def num_parameters(self) -> int:

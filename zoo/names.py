@@ -12,7 +12,9 @@ from zoo.errors import UnknownModelError
 __all__ = ["ModelName", "is_path", "parse_name"]
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9_]*):(?!\d)(.+)$")
-_PLAIN = re.compile(r"^(?:([A-Za-z0-9][A-Za-z0-9._-]*)/)?([A-Za-z0-9][A-Za-z0-9._+-]*)(?::([A-Za-z0-9][A-Za-z0-9._+-]*))?$")
+_PLAIN = re.compile(
+    r"^(?:([A-Za-z0-9][A-Za-z0-9._-]*)/)?([A-Za-z0-9][A-Za-z0-9._+-]*)(?::([A-Za-z0-9][A-Za-z0-9._+-]*))?$"
+)
 _CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 
 

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -26,6 +27,7 @@ from zoo.specs import ImagePreprocess, ModelSpec, Weights
 __all__ = ["Plugin", "SchemeResolver"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+_PLUGIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 #: A resolver for a name scheme such as `hub:` receives the text after the colon and returns a spec
 #: plus the weights tag to load (or None for the spec's default).
 SchemeResolver = Callable[[str], "tuple[ModelSpec, str | None]"]
@@ -41,8 +43,8 @@ class Plugin:
     """
 
     def __init__(self, name: str, *, description: str = "", version: str | None = None) -> None:
-        if not name or "/" in name or ":" in name:
-            raise PluginError(f"Plugin name {name!r} is invalid: no '/' or ':'.")
+        if not _PLUGIN_NAME.match(name or ""):
+            raise PluginError(f"Plugin name {name!r} is invalid: use letters, digits, '.', '_' and '-'.")
         self.name = name
         self.description = description
         self.version = version

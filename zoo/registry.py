@@ -32,6 +32,9 @@ USER_PLUGIN = "user"
 #: Tasks the core implements, as lazy import paths.
 CORE_TASKS = {
     "image-classification": "zoo.tasks.classification:ImageClassification",
+    "sequence-classification": "zoo.tasks.sequence:SequenceClassification",
+    "object-detection": "zoo.tasks.detection:ObjectDetection",
+    "image-to-image": "zoo.tasks.image_to_image:ImageToImage",
 }
 
 
@@ -81,9 +84,9 @@ class Registry:
 
     plugins: dict[str, Plugin] = field(default_factory=dict)
     infos: dict[str, PluginInfo] = field(default_factory=dict)
-    _by_name: dict[str, list[ModelSpec]] = field(default_factory=dict)
-    _schemes: dict[str, SchemeResolver] = field(default_factory=dict)
-    _tasks: dict[str, str] = field(default_factory=lambda: dict(CORE_TASKS))
+    _by_name: dict[str, list[ModelSpec]] = field(default_factory=dict, init=False, repr=False)
+    _schemes: dict[str, SchemeResolver] = field(default_factory=dict, init=False, repr=False)
+    _tasks: dict[str, str] = field(default_factory=lambda: dict(CORE_TASKS), init=False, repr=False)
 
     @classmethod
     def discover(cls, entry_points: Iterable[metadata.EntryPoint] | None = None) -> Registry:
@@ -92,14 +95,17 @@ class Registry:
         allow = settings.plugin_allowlist()
         eps = entry_points if entry_points is not None else metadata.entry_points(group=ENTRY_POINT_GROUP)
         for ep in sorted(eps, key=lambda e: e.name):
-            version = ep.dist.version if getattr(ep, "dist", None) is not None else None
+            dist = getattr(ep, "dist", None)
+            version = dist.version if dist is not None else None
             if allow is not None and ep.name not in allow:
-                registry.infos[ep.name] = PluginInfo(ep.name, "disabled", ep.value, version, reason="not in ZOO_PLUGINS")
+                registry.infos[ep.name] = PluginInfo(
+                    ep.name, "disabled", ep.value, version, reason="not in ZOO_PLUGINS"
+                )
                 continue
             try:
                 plugin = _as_plugin(ep.load(), ep.value)
             except Exception as exc:  # a broken plugin must never break the others
-                log.warning("zoo plugin %r failed to load: %s", ep.name, exc)
+                log.info("zoo plugin %r failed to load: %s", ep.name, exc)  # `zoo plugins` shows it
                 registry.infos[ep.name] = PluginInfo(
                     ep.name, "error", ep.value, version, reason=f"{type(exc).__name__}: {exc}"
                 )
@@ -107,7 +113,9 @@ class Registry:
             registry.add_plugin(plugin, source=ep.value, version=plugin.version or version, key=ep.name)
         return registry
 
-    def add_plugin(self, plugin: Plugin, *, source: str = "", version: str | None = None, key: str | None = None) -> None:
+    def add_plugin(
+        self, plugin: Plugin, *, source: str = "", version: str | None = None, key: str | None = None
+    ) -> None:
         """Add a loaded plugin; clashing names are recorded on both owners, never raised."""
         key = key or plugin.name
         if plugin.name in self.plugins:
@@ -162,13 +170,16 @@ class Registry:
 
     # -- lookup -------------------------------------------------------------------------------------
 
-    def specs(self, pattern: str | None = None, *, task: str | None = None, plugin: str | None = None) -> list[ModelSpec]:
+    def specs(
+        self, pattern: str | None = None, *, task: str | None = None, plugin: str | None = None
+    ) -> list[ModelSpec]:
         """Specs sorted by name, filtered by an fnmatch `pattern`, a task and a plugin."""
         out = []
         for name in sorted(self._by_name):
             for spec in self._by_name[name]:
                 if pattern and not (
-                    fnmatch.fnmatchcase(name, pattern.lower()) or fnmatch.fnmatchcase(spec.qualified_name, pattern.lower())
+                    fnmatch.fnmatchcase(name, pattern.lower())
+                    or fnmatch.fnmatchcase(spec.qualified_name, pattern.lower())
                 ):
                     continue
                 if task and spec.task != task:
@@ -251,7 +262,9 @@ def _as_plugin(obj: Any, source: str) -> Plugin:
         result = obj()
         if isinstance(result, Plugin):
             return result
-    raise PluginError(f"entry point {source!r} is not a zoo.Plugin, a module with `plugin`, or a function returning one")
+    raise PluginError(
+        f"entry point {source!r} is not a zoo.Plugin, a module with `plugin`, or a function returning one"
+    )
 
 
 _lock = threading.Lock()

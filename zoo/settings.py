@@ -130,6 +130,8 @@ def mirrors() -> list[tuple[str, str]]:
             continue
         prefix, sep, replacement = item.partition("=")
         if not sep or not prefix.strip() or not replacement.strip():
-            raise ZooError(f"ZOO_MIRRORS entry {item!r} is not prefix=replacement, e.g. https://github.com=http://m/gh.")
+            raise ZooError(
+                f"ZOO_MIRRORS entry {item!r} is not prefix=replacement, e.g. https://github.com=http://m/gh."
+            )
         pairs.append((prefix.strip(), replacement.strip()))
     return pairs

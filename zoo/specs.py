@@ -169,7 +169,8 @@ class Weights:
         size: byte size of the file.
         format: file format; guessed from the file name when omitted.
         license: license of the weights.
-        labels: class labels, when they differ from the model's.
+        labels: class labels, when they differ from the model's; `()` for weights without class labels
+            (a features-only backbone).
         preprocess: preprocessing, when it differs from the model's.
         builder_kwargs: arguments the builder needs to match these weights (e.g. `num_classes`).
         metrics: published metrics, e.g. `{"acc@1": 69.758}`.
@@ -234,6 +235,8 @@ class ModelSpec:
         meta: extra facts for `zoo info` (family, paper, ...).
         state_dict_hook: called on a state_dict read from an upstream file before it is cached as
             safetensors (to rename legacy keys, drop unused heads); None for none.
+        aliases: extra tag names pointing at declared tags, e.g. `{"DEFAULT": "IMAGENET1K_V2"}`
+            for torchvision's best weights (case-insensitive, like tags).
     """
 
     name: str
@@ -248,17 +251,24 @@ class ModelSpec:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     meta: Mapping[str, Any] = field(default_factory=dict)
     state_dict_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    aliases: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.name or "/" in self.name or ":" in self.name or self.name != self.name.strip():
-            raise PluginError(f"Model name {self.name!r} is invalid: no '/', ':' or surrounding spaces.")
+        if not _TAG.match(self.name or ""):
+            raise PluginError(
+                f"Model name {self.name!r} is invalid: use letters, digits, '.', '_', '+' and '-', starting with a "
+                f"letter or digit."
+            )
         object.__setattr__(self, "name", self.name.lower())
         if self.labels is not None:
             object.__setattr__(self, "labels", tuple(self.labels))
         for tag in self.weights:
             if not _TAG.match(tag) or tag.lower() == "none":
                 raise PluginError(f"Weights tag {tag!r} of {self.name!r} is invalid (letters, digits, '._+-').")
-        for attr in ("weights", "defaults", "meta"):
+        for alias, target in self.aliases.items():
+            if target not in self.weights:
+                raise PluginError(f"Weights alias {alias!r} of {self.name!r} points at undeclared tag {target!r}.")
+        for attr in ("weights", "defaults", "meta", "aliases"):
             object.__setattr__(self, attr, MappingProxyType(dict(getattr(self, attr))))
         if self.default_weights is not None and self.default_weights not in self.weights:
             raise PluginError(f"Default weights {self.default_weights!r} of {self.name!r} are not declared.")
@@ -278,14 +288,18 @@ class ModelSpec:
             return self.default_weights
         if tag.lower() == "none":
             return None
-        if tag.lower() == "default" and self.default_weights:
-            return self.default_weights
         for known in self.weights:
             if known.lower() == tag.lower():
                 return known
+        for alias, target in self.aliases.items():
+            if alias.lower() == tag.lower():
+                return target
+        if tag.lower() == "default" and self.default_weights:
+            return self.default_weights
         tags = ", ".join(self.weights) or "none (this model has no pretrained weights)"
         raise UnknownModelError(
-            f"Unknown weights tag {tag!r} for {self.name!r}. Known tags: {tags}; use '{self.name}:none' for random init.",
+            f"Unknown weights tag {tag!r} for {self.name!r}. Known tags: {tags}; "
+            f"use '{self.name}:none' for random init.",
             name=f"{self.name}:{tag}",
             suggestions=[f"{self.name}:{t}" for t in self.weights],
         )
@@ -309,6 +323,7 @@ class ModelSpec:
             "task": self.task,
             "description": self.description,
             "default_weights": self.default_weights,
+            "aliases": dict(self.aliases),
             "num_labels": len(self.labels) if self.labels else None,
             "preprocess": self.preprocess.to_dict() if self.preprocess else None,
             "defaults": dict(self.defaults),

@@ -21,7 +21,6 @@ sys.path.insert(0, str(HERE / "src"))
 def main() -> None:
     import torch
     from safetensors.torch import save_file
-
     from zoo_example_plugin import tinynet
 
     module = tinynet()

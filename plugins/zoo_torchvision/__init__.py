@@ -2,6 +2,10 @@
 
 The specs come from `catalog.json`, generated from the installed torchvision by
 `scripts/gen_torchvision_catalog.py`; a test checks that the catalog still matches torchvision.
+
+A bare name loads the original ImageNet weights, `IMAGENET1K_V1`, as `pretrained=True` and the PyTorch
+tutorials do (models without them load torchvision's default); `name:DEFAULT` loads torchvision's
+current best weights (`weights="DEFAULT"`).
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ _HERE = Path(__file__).resolve().parent
 #: License of torchvision's weights unless the catalog names another (the SWAG weights link theirs).
 DEFAULT_LICENSE = "BSD-3-Clause"
 TASK = "image-classification"
+#: The weights a bare name loads when the model has them.
+ORIGINAL_TAG = "IMAGENET1K_V1"
 
-plugin = Plugin("torchvision", description="torchvision's ImageNet classifiers: 80 architectures, every weights tag")
+plugin = Plugin("torchvision", description="torchvision's pretrained image classifiers, every weights tag")
 
 
 def _read_json(name: str) -> Any:
@@ -40,7 +46,7 @@ def _weights(tag: Mapping[str, Any], label_sets: Mapping[str, tuple[str, ...]]) 
         url=tag["url"],
         hash_prefix=tag["hash_prefix"],
         license=tag["license"] or DEFAULT_LICENSE,
-        labels=label_sets[tag["labels"]] if tag["labels"] else None,
+        labels=label_sets[tag["labels"]] if tag["labels"] else (),  # () : features only, no class labels
         preprocess=ImagePreprocess.from_dict(tag["preprocess"]),
         builder_kwargs={key: _tuples(value) for key, value in tag["builder_kwargs"].items()},
         metrics=tag["metrics"],
@@ -65,7 +71,8 @@ def _state_dict_hook(entry: Mapping[str, Any]) -> Callable[[dict[str, Any]], dic
 def _spec(name: str, entry: Mapping[str, Any], label_sets: Mapping[str, tuple[str, ...]]) -> ModelSpec:
     """`ModelSpec` of one catalog model."""
     weights = {tag: _weights(data, label_sets) for tag, data in entry["tags"].items()}
-    default = weights[entry["default"]]
+    default_tag = ORIGINAL_TAG if ORIGINAL_TAG in weights else entry["default"]
+    default = weights[default_tag]
     return ModelSpec(
         name=name,
         task=TASK,
@@ -74,7 +81,8 @@ def _spec(name: str, entry: Mapping[str, Any], label_sets: Mapping[str, tuple[st
         labels=default.labels,
         preprocess=default.preprocess,
         weights=weights,
-        default_weights=entry["default"],
+        default_weights=default_tag,
+        aliases={"DEFAULT": entry["default"]},
         description=entry["description"],
         meta={"family": entry["family"], "summary": entry["summary"], "weights_enum": entry["weights_enum"]},
         state_dict_hook=_state_dict_hook(entry),

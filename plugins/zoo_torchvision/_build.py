@@ -49,12 +49,12 @@ def build(name: str, **kwargs: Any) -> torch.nn.Module:
 
 @contextlib.contextmanager
 def parameters_on_meta() -> Iterator[None]:
-    """Create module parameters on the meta device; every other tensor (buffers included) on the CPU.
+    """Create module parameters on the meta device, skipping their random init; other tensors go to the CPU.
 
     Parameters are what make a large model expensive to initialise; buffers are small, and keeping them
     real means non-persistent ones (absent from any state_dict) keep correct values. This patches
-    `torch.nn.Module.register_parameter` for the duration, so do not build other modules in other
-    threads meanwhile.
+    `torch.nn.Module.register_parameter` and the `torch.nn.init` initialisers (which become no-ops on meta
+    tensors) for the duration, so do not build other modules in other threads meanwhile.
     """
     import torch
     from torch import nn
@@ -66,12 +66,26 @@ def parameters_on_meta() -> Iterator[None]:
             param = nn.Parameter(param.detach().to("meta"), requires_grad=param.requires_grad)
         original(module, name, param)
 
+    initialisers = {name: fn for name, fn in vars(nn.init).items() if name.endswith("_") and callable(fn)}
     nn.Module.register_parameter = register_on_meta  # type: ignore[method-assign]
+    for name, fn in initialisers.items():
+        setattr(nn.init, name, _skip_on_meta(fn))
     try:
         with torch.device("cpu"):
             yield
     finally:
         nn.Module.register_parameter = original  # type: ignore[method-assign]
+        for name, fn in initialisers.items():
+            setattr(nn.init, name, fn)
+
+
+def _skip_on_meta(init: Callable[..., Any]) -> Callable[..., Any]:
+    """`init`, made a no-op on meta tensors (their values are never read: the weights replace them)."""
+
+    def skip(tensor: Any, *args: Any, **kwargs: Any) -> Any:
+        return tensor if getattr(tensor, "is_meta", False) else init(tensor, *args, **kwargs)
+
+    return skip
 
 
 def densenet_legacy_keys(state: Mapping[str, Any]) -> StateDict:

@@ -37,13 +37,27 @@ def cli(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
-def _register_commands() -> None:
-    from zoo.cli import models, predict
+#: Commands as `module:attribute`, one per line (a command module imports only what it needs).
+COMMANDS = [
+    "zoo.cli.models:list_cmd",
+    "zoo.cli.models:info_cmd",
+    "zoo.cli.models:plugins_cmd",
+    "zoo.cli.predict:predict_cmd",
+    "zoo.cli.fetch:fetch_cmd",
+    "zoo.cli.cache:cache_group",
+    "zoo.cli.convert:convert_cmd",
+    "zoo.cli.finetune:finetune_cmd",
+    "zoo.cli.hub:hub_cmd",
+    "zoo.cli.hub:trust_cmd",
+]
 
-    cli.add_command(models.list_cmd)
-    cli.add_command(models.info_cmd)
-    cli.add_command(models.plugins_cmd)
-    cli.add_command(predict.predict_cmd)
+
+def _register_commands() -> None:
+    import importlib
+
+    for target in COMMANDS:
+        module, _, attr = target.partition(":")
+        cli.add_command(getattr(importlib.import_module(module), attr))
 
 
 _register_commands()

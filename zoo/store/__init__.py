@@ -1,30 +1,39 @@
-"""The weight store: fetch artifacts into a verified cache, from local folders, mirrors or upstream.
+"""The weight store: fetch artifacts into a verified cache, from local folders, mirrors or upstream sources.
 
 Every write goes to a unique temporary file in the target folder, is hashed and length-checked while
-streaming, and is renamed over the final path only once verified, so the final path never holds
-unverified bytes.
+streaming, and is renamed over the final path only once verified, so the final path never holds bytes
+whose sha256 differs from its record. One lock per file makes N concurrent fetches one download; under
+torchrun only local rank 0 downloads. Sources (`https:`, `hf:`, `file:`, `pkg:`) live in
+`zoo.store.sources`; GitHub repo snapshots for torch.hub in `zoo.store.github`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from zoo import settings
 from zoo.errors import ChecksumError, DownloadError, OfflineError
 from zoo.specs import Artifact, validate_filename
-from zoo.store.cache import CacheRecord, hash_file, now, temp_path, weights_dir
-from zoo.store.http import Progress, download
-from zoo.store.sources import candidate_urls, local_candidates
+from zoo.store import pins
+from zoo.store.cache import CacheRecord, hash_file, now, parts_of, temp_path, weights_dir
+from zoo.store.http import Policy, Progress
+from zoo.store.locking import ArtifactLock, is_follower, mark_failure, wait_for_leader
+from zoo.store.sources import FetchContext, Fetched, candidate_urls, discard, local_candidates, source_for
 
-__all__ = ["CacheEntry", "Store", "get_store"]
+__all__ = ["CacheEntry", "Store", "digest_matches", "get_store", "repo_snapshot"]
 
 log = logging.getLogger(__name__)
-LOCK_TIMEOUT = 600.0
+T = TypeVar("T")
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,7 @@ class CacheEntry:
         size: its size in bytes.
         source: where it came from.
         in_cache: False when it was found in a `ZOO_WEIGHTS_PATH` folder and used in place.
+        revision: the commit its source was resolved to (`hf:` files, GitHub archives), when known.
     """
 
     path: Path
@@ -44,6 +54,7 @@ class CacheEntry:
     size: int
     source: str
     in_cache: bool = True
+    revision: str | None = None
 
 
 def digest_matches(artifact: Artifact, sha256: str, size: int | None = None) -> bool:
@@ -68,13 +79,18 @@ class Store:
 
     @property
     def weights_dir(self) -> Path:
-        """The folder of weight files."""
+        """The folder of weight files (created if needed)."""
         return weights_dir(self.root)
+
+    def record(self, name: str) -> CacheRecord | None:
+        """The record of cache file `name` (it may outlive its file: a converted pickle's does)."""
+        return CacheRecord.read(self.weights_dir, validate_filename(name))
 
     def cached(self, name: str) -> CacheEntry | None:
         """The cache entry for file `name` if its file and record agree on size, else None."""
+        validate_filename(name)
         folder = self.weights_dir
-        record = CacheRecord.read(folder, validate_filename(name))
+        record = CacheRecord.read(folder, name)
         path = folder / name
         try:
             size = path.stat().st_size
@@ -82,21 +98,54 @@ class Store:
             return None
         if record is None or record.size != size:
             return None
-        return CacheEntry(path, record.sha256, record.size, record.source)
+        return CacheEntry(path, record.sha256, record.size, record.source, revision=record.revision)
 
     def fetch_entry(self, artifact: Artifact, *, progress: Progress | None = None) -> CacheEntry:
         """Return a verified local file for `artifact`, downloading it if needed.
 
-        Order: the cache, then `ZOO_WEIGHTS_PATH` folders (hash-checked, used in place), then each URL
-        with its mirrors first.
+        Order: the cache, then `ZOO_WEIGHTS_PATH` folders (hash-checked, used in place), then each
+        source with its mirrors first. Where upstream publishes only a hash prefix (or none), the full
+        sha256 recorded at the first download is enforced.
 
         Raises:
-            OfflineError: `ZOO_OFFLINE=1` and the file is nowhere local.
-            ChecksumError: every source served bytes with the wrong hash.
-            DownloadError: every source failed.
+            OfflineError: `ZOO_OFFLINE=1` and the file is nowhere local (raised before any network call).
+            ChecksumError: every source served bytes with the wrong hash; nothing was installed.
+            DownloadError: every source failed, the disk is full, or the lock timed out.
         """
+        from zoo.offline import configure_backends
+
+        configure_backends()
+        artifact, pinned = pins.enforce(self.root, artifact)
+        entry = self._usable(artifact)
+        if entry is not None:
+            return entry
+        offline = settings.offline()
+        if is_follower() and not offline:
+            log.info("LOCAL_RANK %s waits for local rank 0 to fetch %s", os.environ.get("LOCAL_RANK"), artifact.name)
+            return wait_for_leader(lambda: self._done_by_leader(artifact), self.weights_dir, artifact.name)
+        with ArtifactLock(self.weights_dir, artifact.name):
+            entry = self._cached_match(artifact)
+            if entry is not None:
+                return entry
+            try:
+                entry = self._download(artifact, pinned, progress, offline)
+            except Exception as exc:
+                mark_failure(self.weights_dir, artifact.name, exc)
+                raise
+            mark_failure(self.weights_dir, artifact.name, None)
+            return entry
+
+    def fetch(self, artifact: Artifact, *, progress: Progress | None = None) -> Path:
+        """Path of a verified local file for `artifact` (see `fetch_entry`)."""
+        return self.fetch_entry(artifact, progress=progress).path
+
+    def _cached_match(self, artifact: Artifact) -> CacheEntry | None:
         entry = self.cached(artifact.name)
-        if entry is not None and digest_matches(artifact, entry.sha256, entry.size):
+        return entry if entry is not None and digest_matches(artifact, entry.sha256, entry.size) else None
+
+    def _usable(self, artifact: Artifact) -> CacheEntry | None:
+        entry = self._cached_match(artifact)
+        if entry is not None:
             return entry
         for path in local_candidates(artifact):
             sha, size = hash_file(path)
@@ -104,74 +153,159 @@ class Store:
                 log.info("using %s from ZOO_WEIGHTS_PATH", path)
                 return CacheEntry(path, sha, size, str(path), in_cache=False)
             log.warning("ignoring %s: its sha256 %s does not match %s", path, sha[:12], artifact.expected_digest)
-        if settings.offline():
-            raise OfflineError(
-                f"Offline (ZOO_OFFLINE=1) and {artifact.name!r} is not cached: run `zoo fetch` for it on a connected "
-                f"machine, or put the file in a folder listed in ZOO_WEIGHTS_PATH."
-            )
-        if not artifact.urls:
-            raise DownloadError(f"{artifact.name!r} has no download URL: put it in a folder listed in ZOO_WEIGHTS_PATH.")
-        from filelock import FileLock, Timeout
+        return None
 
-        lock = FileLock(str(self.weights_dir / f".{artifact.name}.lock"))
-        try:
-            with lock.acquire(timeout=LOCK_TIMEOUT):
-                entry = self.cached(artifact.name)
-                if entry is not None and digest_matches(artifact, entry.sha256, entry.size):
-                    return entry
-                return self._download(artifact, progress)
-        except Timeout as exc:
-            raise DownloadError(
-                f"Another process has held the lock {lock.lock_file} for {LOCK_TIMEOUT:.0f} s: if none is running, delete it."
-            ) from exc
+    def _done_by_leader(self, artifact: Artifact) -> CacheEntry | None:
+        """The entry rank 0 made; also when its file was already converted and removed (its record stays)."""
+        entry = self._cached_match(artifact)
+        if entry is not None:
+            return entry
+        record = self.record(artifact.name)
+        path = self.weights_dir / artifact.name
+        if record is not None and not path.exists() and digest_matches(artifact, record.sha256, record.size):
+            return CacheEntry(path, record.sha256, record.size, record.source, revision=record.revision)
+        return None
 
-    def fetch(self, artifact: Artifact, *, progress: Progress | None = None) -> Path:
-        """Path of a verified local file for `artifact` (see `fetch_entry`)."""
-        return self.fetch_entry(artifact, progress=progress).path
-
-    def _download(self, artifact: Artifact, progress: Progress | None) -> CacheEntry:
+    def _download(self, artifact: Artifact, pinned: bool, progress: Progress | None, offline: bool) -> CacheEntry:
         target = self.weights_dir / artifact.name
+        urls = list(artifact.urls) if offline else candidate_urls(artifact)
+        resumable = bool(artifact.sha256 or artifact.hash_prefix)
+        ctx = FetchContext(target, self.root, Policy.from_env(), progress, self._claimer(artifact.name, resumable))
+        self._sweep(artifact.name, keep_urls=set(urls))
         failures: list[str] = []
         bad_hash: ChecksumError | None = None
-        for url in candidate_urls(artifact):
+        if not urls and not offline:
+            raise DownloadError(
+                f"{artifact.name!r} has no download URL: put it in a folder listed in ZOO_WEIGHTS_PATH."
+            )
+        for url in urls:
             try:
-                tmp, sha, size = download(url, target, progress=progress)
+                fetched = self._fetch_one(url, ctx, offline)
+                if fetched is None:
+                    continue
+                return self.install(fetched, artifact, pinned=pinned)
+            except ChecksumError as exc:
+                bad_hash = exc
+                failures.append(str(exc))
             except DownloadError as exc:
                 log.warning("%s", exc)
                 failures.append(str(exc))
-                continue
-            if not digest_matches(artifact, sha, size):
-                tmp.unlink()
-                expected = artifact.expected_digest or "?"
-                bad_hash = ChecksumError(
-                    f"{url} served {artifact.name!r} with sha256 {sha[:16]}…, expected {expected[:16]}…: nothing was "
-                    f"installed. Check the mirror or the upstream file.",
-                    path=str(target),
-                    expected=expected,
-                    got=sha,
-                )
-                failures.append(str(bad_hash))
-                continue
-            os.replace(tmp, target)
-            CacheRecord(artifact.name, sha, size, artifact.format, url, now()).write(target.parent)
-            return CacheEntry(target, sha, size, url)
+            except OSError as exc:
+                if exc.errno in _DISK_FULL:
+                    raise DownloadError(
+                        f"The disk holding the zoo cache ({self.root}) is full ({os.strerror(exc.errno)}) while "
+                        f"writing {artifact.name!r}: nothing was installed. Free space, or set ZOO_HOME elsewhere."
+                    ) from exc
+                raise
         if bad_hash is not None and len(failures) == 1:
             raise bad_hash
+        if offline:
+            raise _offline_error(artifact)
         raise DownloadError(f"Could not fetch {artifact.name!r} from any source: " + " | ".join(failures))
+
+    @staticmethod
+    def _fetch_one(url: str, ctx: FetchContext, offline: bool) -> Fetched | None:
+        source = source_for(url)
+        if offline and source.network:
+            return source.local(url, ctx)
+        return source.fetch(url, ctx)
+
+    def install(
+        self, fetched: Fetched, artifact: Artifact, *, pinned: bool = False, origin_sha256: str | None = None
+    ) -> CacheEntry:
+        """Verify a fetched temporary file against `artifact` and rename it into the cache with its record.
+
+        The caller holds the artifact's lock. `origin_sha256` marks a converted file (see `derive`).
+
+        Raises:
+            ChecksumError: wrong sha256 or size; the temporary file is removed, the cache is unchanged.
+        """
+        target = self.weights_dir / artifact.name
+        if not digest_matches(artifact, fetched.sha256, fetched.size):
+            discard(fetched.part)
+            expected = artifact.expected_digest or f"{artifact.size} bytes"
+            why = " (the full sha256 recorded at its first download)" if pinned else ""
+            hint = (
+                f" If upstream changed it on purpose, `zoo cache rm {artifact.name}` forgets the pin." if pinned else ""
+            )
+            raise ChecksumError(
+                f"{fetched.source} served {artifact.name!r} with sha256 {fetched.sha256[:16]}… ({fetched.size} bytes), "
+                f"expected {expected[:16]}…{why}: nothing was installed. Check the mirror or the upstream file.{hint}",
+                path=str(target),
+                expected=expected,
+                got=fetched.sha256,
+            )
+        (target.parent / f"{artifact.name}.record.json").unlink(missing_ok=True)
+        os.replace(fetched.part, target)
+        discard(fetched.part)
+        record = CacheRecord(
+            artifact.name,
+            fetched.sha256,
+            fetched.size,
+            artifact.format,
+            fetched.source,
+            now(),
+            origin_sha256,
+            fetched.revision,
+        )
+        try:
+            record.write(target.parent)
+        except BaseException:
+            target.unlink(missing_ok=True)  # a file without its record is never used: do not keep it
+            raise
+        if artifact.sha256 is None and artifact.format != "repo" and origin_sha256 is None:
+            pins.pin(self.root, artifact.name, fetched.sha256, fetched.size, fetched.source)
+        self._sweep(artifact.name)
+        return CacheEntry(target, fetched.sha256, fetched.size, fetched.source, revision=fetched.revision)
+
+    def _sweep(self, name: str, keep_urls: set[str] | None = None) -> None:
+        """Remove temporary files of dead writers of `name`, except resumable downloads of `keep_urls`."""
+        for part in parts_of(self.weights_dir, name):
+            if part.abandoned() and (keep_urls is None or part.meta().get("url") not in keep_urls):
+                log.info("removing %s, left by a process that is gone", part.path.name)
+                part.remove()
+
+    def _claimer(self, name: str, resumable: bool) -> Callable[[str], Path | None]:
+        def claim(url: str) -> Path | None:
+            candidates = []
+            for part in parts_of(self.weights_dir, name):
+                meta = part.meta()
+                if (
+                    part.abandoned()
+                    and meta.get("url") == url
+                    and (resumable or meta.get("etag") or meta.get("last_modified"))
+                ):
+                    with contextlib.suppress(FileNotFoundError):
+                        candidates.append((part.path.stat().st_size, part))
+            for _, part in sorted(candidates, key=lambda c: -c[0]):
+                mine = temp_path(self.weights_dir / name)
+                try:
+                    os.rename(part.path, mine)  # atomic: of two claimants, one wins
+                except FileNotFoundError:
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(part.meta_path, mine.with_name(mine.name + ".json"))
+                log.info("resuming %s from the %d bytes a stopped download left", name, mine.stat().st_size)
+                return mine
+            return None
+
+        return claim
 
     def derive(self, name: str, fmt: str, origin: CacheEntry, make: Callable[[Path], None]) -> CacheEntry:
         """A file made from another (e.g. a pickle converted to safetensors), cached under `name`.
 
         `make(tmp_path)` writes the new file; it is hashed and renamed into place, with a record that
-        names the origin's sha256, so it is remade if the origin changes.
+        names the origin's sha256, so it is remade if the origin changes. Under torchrun, local ranks
+        other than 0 wait for rank 0's file instead of making it.
         """
+        validate_filename(name)
         entry = self.derived(name, origin.sha256)
         if entry is not None:
             return entry
-        target = self.weights_dir / validate_filename(name)
-        from filelock import FileLock
-
-        with FileLock(str(target.with_name(f".{name}.lock")), timeout=LOCK_TIMEOUT):
+        if is_follower():
+            return wait_for_leader(lambda: self.derived(name, origin.sha256), self.weights_dir, name)
+        target = self.weights_dir / name
+        with ArtifactLock(self.weights_dir, name):
             entry = self.derived(name, origin.sha256)
             if entry is not None:
                 return entry
@@ -181,6 +315,7 @@ class Store:
                 with open(tmp, "rb") as f:
                     os.fsync(f.fileno())
                 sha, size = hash_file(tmp)
+                (target.parent / f"{name}.record.json").unlink(missing_ok=True)
                 os.replace(tmp, target)
             finally:
                 with contextlib.suppress(FileNotFoundError):
@@ -189,7 +324,9 @@ class Store:
             record.write(target.parent)
         return CacheEntry(target, sha, size, record.source)
 
-    def derived(self, name: str, origin_sha256: str | None = None, origin_prefix: str | None = None) -> CacheEntry | None:
+    def derived(
+        self, name: str, origin_sha256: str | None = None, origin_prefix: str | None = None
+    ) -> CacheEntry | None:
         """The cached file `name` if it was made from an origin with that sha256 (or sha256 prefix)."""
         entry = self.cached(name)
         if entry is None:
@@ -204,7 +341,76 @@ class Store:
             return None
         return entry
 
+    def intact(self, name: str) -> bool:
+        """Re-hash cache file `name`: True when its bytes match its record (no network, no lock)."""
+        record = self.record(name)
+        path = self.weights_dir / name
+        if record is None or not path.is_file():
+            return False
+        return hash_file(path) == (record.sha256, record.size)
+
+    def quarantine(self, name: str, reason: str) -> Path | None:
+        """Move cache file `name` and its record to ``<root>/quarantine`` so the next fetch gets it anew.
+
+        Its pin (full sha256) stays, so the refetch is held to the bytes first recorded. Returns the
+        quarantined path, or None when there was no file.
+        """
+        validate_filename(name)
+        folder = self.root / "quarantine"
+        folder.mkdir(parents=True, exist_ok=True)
+        dest = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}-{name}"
+        with ArtifactLock(self.weights_dir, name):
+            record = self.weights_dir / f"{name}.record.json"
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(record, dest.with_name(dest.name + ".record.json"))
+            try:
+                os.replace(self.weights_dir / name, dest)
+            except FileNotFoundError:
+                return None
+        dest.with_name(dest.name + ".reason.txt").write_text(reason + "\n")
+        log.warning("quarantined %s: %s (moved to %s)", name, reason, dest)
+        return dest
+
+    def recovering(self, fetch: Callable[[], CacheEntry], use: Callable[[CacheEntry], T]) -> T:
+        """`use(fetch())`; when `use` fails on a cached file that no longer matches its record, quarantine
+        the file and try once more with a fresh fetch.
+
+        A failure on an intact file (e.g. weights that do not fit the model) is raised as is.
+        """
+        entry = fetch()
+        try:
+            return use(entry)
+        except Exception as exc:
+            name = entry.path.name
+            if not entry.in_cache or entry.path.parent != self.weights_dir or self.intact(name):
+                raise
+            self.quarantine(name, f"failed to load: {exc}")
+        return use(fetch())
+
+
+def _offline_error(artifact: Artifact) -> OfflineError:
+    return OfflineError(
+        f"Offline (ZOO_OFFLINE=1) and {artifact.name!r} is not cached: on a connected machine run `zoo fetch` for "
+        f"this model and `zoo cache export weights.tar`, then here `zoo cache import weights.tar`; or put the "
+        f"file in a folder listed in ZOO_WEIGHTS_PATH."
+    )
+
 
 def get_store() -> Store:
     """The store for the current settings."""
     return Store()
+
+
+def repo_snapshot(
+    owner: str, repo: str, ref: str = "main", *, refresh: bool = False, progress: Progress | None = None
+) -> Path:
+    """The files of GitHub repo `owner/repo` at `ref`, extracted safely and pinned to the commit.
+
+    For torch.hub repos: the returned folder holds ``hubconf.py``; pass it to
+    ``torch.hub.load(str(path), entry, source="local")``. Fetched through the store (mirrors, resume,
+    locks, ``ZOO_OFFLINE``); a branch or tag keeps resolving to the commit first fetched until
+    `refresh=True`. See `zoo.store.github.repo_snapshot` for the details and errors.
+    """
+    from zoo.store.github import repo_snapshot as snapshot
+
+    return snapshot(owner, repo, ref, refresh=refresh, progress=progress)

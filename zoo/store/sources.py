@@ -1,14 +1,213 @@
-"""Where an artifact's bytes can come from: local folders (`ZOO_WEIGHTS_PATH`) and URLs with mirrors."""
+"""Where an artifact's bytes come from: one small class per source scheme, behind one interface.
+
+| scheme | class | example |
+|---|---|---|
+| `https:`, `http:` | `HttpSource` | `https://download.pytorch.org/models/resnet18-f37072fd.pth` (mirrors first) |
+| `hf:` | `zoo.store.hf.HfSource` | `hf:org/repo@main/model.safetensors` (revision pinned to its commit) |
+| `file:` or an absolute path | `FileSource` | `file:///mnt/weights/lenet5.safetensors` |
+| `pkg:` | `PackageSource` | `pkg:acme-weights/acme_weights/resnet.safetensors` (a file of an installed package) |
+
+Each source writes the bytes into a temporary file beside the cache target and returns their sha256; the
+store verifies them and renames the file into place. `ZOO_WEIGHTS_PATH` folders are searched before any
+source (`local_candidates`) and used in place.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+import contextlib
+import hashlib
+import importlib
+import os
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import ClassVar
+from urllib.parse import unquote, urlsplit
 
 from zoo import settings
+from zoo.errors import DownloadError
 from zoo.specs import Artifact
+from zoo.store.cache import CHUNK, temp_path
+from zoo.store.http import Policy, Progress, download
 
-__all__ = ["candidate_urls", "local_candidates", "rewrite"]
+__all__ = [
+    "FetchContext",
+    "Fetched",
+    "FileSource",
+    "HttpSource",
+    "PackageSource",
+    "Source",
+    "candidate_urls",
+    "local_candidates",
+    "rewrite",
+    "source_for",
+]
+
+_DIST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """Bytes a source wrote into a temporary file, not yet verified.
+
+    Attributes:
+        part: the temporary file, beside the cache target.
+        sha256: its sha256.
+        size: its size.
+        source: where the bytes came from, as the cache record will say (a pinned form where there is one).
+        revision: the commit the source resolved to (`hf:`), or None.
+    """
+
+    part: Path
+    sha256: str
+    size: int
+    source: str
+    revision: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchContext:
+    """What a source needs to know about one fetch.
+
+    Attributes:
+        target: the final cache path (temporary files go beside it).
+        root: the cache root.
+        policy: retries, backoff and timeouts.
+        progress: called with (bytes done, total) while bytes arrive.
+        claim: returns the partial file a dead process left for this URL (renamed to this process), or None.
+    """
+
+    target: Path
+    root: Path
+    policy: Policy
+    progress: Progress | None = None
+    claim: Callable[[str], Path | None] = lambda url: None
+
+
+class Source(ABC):
+    """One way of getting an artifact's bytes (see the module's table)."""
+
+    #: False for sources that read local files, which work with `ZOO_OFFLINE=1`.
+    network: ClassVar[bool] = True
+
+    def urls(self, url: str) -> list[str]:
+        """The locations to try for `url`, in order (mirrors first for HTTP)."""
+        return [url]
+
+    @abstractmethod
+    def fetch(self, url: str, ctx: FetchContext) -> Fetched:
+        """Write the bytes of `url` into a temporary file beside `ctx.target`.
+
+        Raises:
+            DownloadError: the bytes could not be had (the temporary file is removed).
+        """
+
+    def local(self, url: str, ctx: FetchContext) -> Fetched | None:
+        """The bytes of `url` from a local cache of the source's own, without any network call, or None."""
+        return None
+
+
+class HttpSource(Source):
+    """`http(s)://` URLs: mirrors from `ZOO_MIRRORS` first, resumable downloads, retries with backoff."""
+
+    def urls(self, url: str) -> list[str]:
+        return rewrite(url, settings.mirrors())
+
+    def fetch(self, url: str, ctx: FetchContext) -> Fetched:
+        claimed = ctx.claim(url)
+        part = claimed or temp_path(ctx.target)
+        try:
+            sha, size = download(url, part, progress=ctx.progress, policy=ctx.policy, resume=claimed is not None)
+        except KeyboardInterrupt:
+            raise  # the partial file stays, to be resumed by the next fetch
+        except BaseException:
+            discard(part)
+            raise
+        return Fetched(part, sha, size, url)
+
+
+class FileSource(Source):
+    """`file:///path` URLs and absolute paths: a local file, copied into the cache and verified."""
+
+    network = False
+
+    def fetch(self, url: str, ctx: FetchContext) -> Fetched:
+        path = Path(unquote(urlsplit(url).path)) if url.startswith("file:") else Path(url)
+        if not path.is_file():
+            raise DownloadError(f"{url}: no such file.")
+        return copy_in(path, ctx, str(path))
+
+
+class PackageSource(Source):
+    """`pkg:distribution/path/in/package`: a file shipped inside an installed Python distribution.
+
+    Air-gapped teams publish weights as wheels on an internal index; `pip install acme-weights` then
+    makes `pkg:acme-weights/acme_weights/model.safetensors` available with no network at all.
+    """
+
+    network = False
+
+    def fetch(self, url: str, ctx: FetchContext) -> Fetched:
+        return copy_in(self.locate(url), ctx, url)
+
+    @staticmethod
+    def locate(url: str) -> Path:
+        """The installed file a `pkg:` URL names.
+
+        Raises:
+            ValueError: a malformed URL, or a path that leaves the distribution.
+            DownloadError: the distribution is not installed or does not ship that file.
+        """
+        from importlib import metadata
+
+        dist_name, _, rel = url.removeprefix("pkg:").partition("/")
+        parts = PurePosixPath(rel).parts
+        if not _DIST.match(dist_name) or not parts or rel.startswith("/") or any(p in {"..", "."} for p in parts):
+            raise ValueError(f"{url!r} is not pkg:distribution/path/in/package")
+        if "\\" in rel or ":" in rel:
+            raise ValueError(f"{url!r} is not pkg:distribution/path/in/package")
+        try:
+            dist = metadata.distribution(dist_name)
+        except metadata.PackageNotFoundError:
+            raise DownloadError(
+                f"{url}: the package {dist_name!r} is not installed: `pip install {dist_name}`."
+            ) from None
+        shipped = {str(f) for f in dist.files or ()}
+        if shipped and rel not in shipped:
+            raise DownloadError(f"{url}: {dist_name} {dist.version} does not ship {rel!r}.")
+        path = Path(str(dist.locate_file(rel)))
+        if not path.is_file():
+            raise DownloadError(f"{url}: {path} is missing from the installed {dist_name}.")
+        return path
+
+
+#: Source classes by URL scheme; a string is imported when first used (`module:Class`).
+SOURCES: dict[str, type[Source] | str] = {
+    "http": HttpSource,
+    "https": HttpSource,
+    "file": FileSource,
+    "pkg": PackageSource,
+    "hf": "zoo.store.hf:HfSource",
+}
+
+
+def source_for(url: str) -> Source:
+    """The source that handles `url` (an absolute path counts as `file:`).
+
+    Raises:
+        DownloadError: no source handles the URL's scheme.
+    """
+    scheme = "file" if url.startswith("/") else url.partition(":")[0].lower()
+    target = SOURCES.get(scheme)
+    if target is None:
+        known = ", ".join(f"{s}:" for s in sorted(SOURCES))
+        raise DownloadError(f"No source handles {url!r}: known schemes are {known}.")
+    if isinstance(target, str):
+        module, _, attr = target.partition(":")
+        target = SOURCES[scheme] = getattr(importlib.import_module(module), attr)
+    return target()
 
 
 def rewrite(url: str, mirrors: list[tuple[str, str]]) -> list[str]:
@@ -22,11 +221,10 @@ def rewrite(url: str, mirrors: list[tuple[str, str]]) -> list[str]:
 
 
 def candidate_urls(artifact: Artifact) -> list[str]:
-    """Every URL to try for `artifact`: for each of its URLs, its mirrors first, the original last."""
-    mirrors = settings.mirrors()
+    """Every location to try for `artifact`: for each of its URLs, its mirrors first, the original last."""
     urls: list[str] = []
     for url in artifact.urls:
-        urls.extend(rewrite(url, mirrors))
+        urls.extend(source_for(url).urls(url))
     return list(dict.fromkeys(urls))
 
 
@@ -36,3 +234,31 @@ def local_candidates(artifact: Artifact) -> Iterator[Path]:
         path = folder / artifact.name
         if path.is_file():
             yield path
+
+
+def copy_in(path: Path, ctx: FetchContext, source: str, revision: str | None = None) -> Fetched:
+    """Copy a local file into a temporary file beside the target, hashing it on the way."""
+    part = temp_path(ctx.target)
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with open(path, "rb") as src, open(part, "wb") as dst:
+            while chunk := src.read(CHUNK * 4):
+                dst.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+                if ctx.progress is not None:
+                    ctx.progress(size, None)
+            dst.flush()
+            os.fsync(dst.fileno())
+    except BaseException:
+        discard(part)
+        raise
+    return Fetched(part, digest.hexdigest(), size, source, revision)
+
+
+def discard(part: Path) -> None:
+    """Remove a temporary file and its sidecar, if they exist."""
+    for path in (part, part.with_name(part.name + ".json")):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

@@ -23,5 +23,8 @@ class Task:
         self.model = model
 
     def predict(self, inputs: Any, **options: Any) -> Any:
-        """Results for `inputs` (one result, or a list for list-like inputs)."""
+        """Results for `inputs` (one result, or a list for list-like inputs).
+
+        Subclasses spell out their options as keyword arguments of their own.
+        """
         raise NotImplementedError

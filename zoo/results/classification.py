@@ -1,4 +1,4 @@
-"""Result values returned by `Model.predict`: small, frozen, printable and JSON-ready."""
+"""`Classification`: the top-k result of an image or sequence classifier."""
 
 from __future__ import annotations
 

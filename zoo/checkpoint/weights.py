@@ -1,8 +1,8 @@
-"""Weights in and out: pickled state_dicts converted once to safetensors, and fast loads from safetensors.
+"""Catalog weights: pickles converted once to safetensors in the cache, and fast loads from safetensors.
 
 Loads build the module on the meta device and assign the tensors read from the safetensors file, so no
-random initialisation is paid. Pickles are read with `weights_only=True` only; nothing is ever retried
-with `weights_only=False`.
+random initialisation is paid. Pickles are read by `zoo.checkpoint.reader` (`weights_only=True`, else the
+safe reader); nothing is ever retried with `weights_only=False`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoo.checkpoint.reader import read_state_dict
 from zoo.errors import UnsupportedError, ZooError
 from zoo.specs import Artifact
 from zoo.store import CacheEntry, Store, get_store
@@ -19,12 +20,12 @@ from zoo.store import CacheEntry, Store, get_store
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["build_module", "convert_pickle", "load_state_dict_into", "weights_entry"]
+__all__ = ["build_module", "convert_pickle", "load_state_dict_into", "untie", "weights_entry"]
 
 log = logging.getLogger(__name__)
 StateDictHook = Callable[[dict[str, Any]], dict[str, Any]]
-#: Keys under which training scripts commonly nest the state_dict.
-_NESTED = ("state_dict", "model_state_dict", "model", "params_ema", "params", "net")
+#: Artifact formats converted to safetensors on first use.
+_PICKLES = ("state_dict-pickle", "full-pickle")
 
 
 def safetensors_name(artifact: Artifact) -> str:
@@ -36,12 +37,18 @@ def safetensors_name(artifact: Artifact) -> str:
 def weights_entry(
     artifact: Artifact, *, hook: StateDictHook | None = None, store: Store | None = None, progress: Any = None
 ) -> CacheEntry:
-    """A cached safetensors file holding the artifact's weights, fetching and converting as needed."""
+    """A cached safetensors file holding the artifact's weights, fetching and converting as needed.
+
+    A `state_dict-pickle` or `full-pickle` artifact is converted once (its state_dict, or the state_dict
+    of the pickled module, read without running pickled code); `hook` edits the state_dict first.
+    """
     store = store or get_store()
     if artifact.format == "safetensors":
         return store.fetch_entry(artifact, progress=progress)
-    if artifact.format != "state_dict-pickle":
-        raise UnsupportedError(f"{artifact.name!r} is a {artifact.format} file; zoo loads state_dicts and safetensors.")
+    if artifact.format not in _PICKLES:
+        raise UnsupportedError(
+            f"{artifact.name!r} is a {artifact.format} file; zoo loads safetensors, state_dicts and full-model pickles."
+        )
     name = safetensors_name(artifact)
     entry = store.derived(name, artifact.sha256, artifact.hash_prefix)
     if entry is not None:
@@ -53,56 +60,37 @@ def weights_entry(
     return entry
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Read a pickled state_dict with `weights_only=True` (no pickled code runs), unwrapping common nesting.
+def convert_pickle(
+    src: Path, dst: Path, *, hook: StateDictHook | None = None, metadata: dict[str, str] | None = None
+) -> None:
+    """Convert a pickled checkpoint (state_dict or full-model pickle) to safetensors.
 
-    Raises:
-        UnsupportedError: the file holds more than tensors (a full-model pickle) or is not a checkpoint.
+    Shared tensors are copied apart; see `zoo.checkpoint.reader.read_state_dict` for what is read.
     """
-    import pickle
-
-    import torch
-
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, AttributeError, ValueError, EOFError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UnsupportedError(
-            f"{path.name} is not a plain state_dict that can be read safely ({first}). zoo never unpickles code; "
-            f"convert a full-model pickle with `zoo convert`."
-        ) from exc
-    for _ in range(2):
-        if isinstance(obj, Mapping) and not _is_state_dict(obj):
-            nested = next((obj[k] for k in _NESTED if isinstance(obj.get(k), Mapping)), None)
-            if nested is not None:
-                obj = nested
-    if not isinstance(obj, Mapping) or not _is_state_dict(obj):
-        raise UnsupportedError(f"{path.name} does not hold a state_dict (a mapping of names to tensors).")
-    return dict(obj)
-
-
-def _is_state_dict(obj: Mapping[Any, Any]) -> bool:
-    import torch
-
-    return bool(obj) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
-
-
-def convert_pickle(src: Path, dst: Path, *, hook: StateDictHook | None = None, metadata: dict[str, str] | None = None) -> None:
-    """Convert a pickled state_dict file to safetensors (shared tensors are copied apart)."""
     from safetensors.torch import save_file
 
     state = read_state_dict(src)
     if hook is not None:
         state = hook(state)
-    save_file(_untie(state), str(dst), metadata={"format": "pt", **(metadata or {})})
+    save_file(untie(state), str(dst), metadata={"format": "pt", **(metadata or {})})
 
 
-def _untie(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    seen: set[tuple[int, int]] = set()
+def untie(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """Detached, contiguous CPU tensors, none sharing memory, as safetensors requires.
+
+    Raises:
+        UnsupportedError: an entry is not a tensor.
+    """
+    import torch
+
+    seen: set[tuple[str, int, int]] = set()
     out = {}
     for key, tensor in state.items():
-        ident = (tensor.untyped_storage().data_ptr(), tensor.untyped_storage().nbytes())
-        tensor = tensor.contiguous()
+        if not isinstance(tensor, torch.Tensor):
+            raise UnsupportedError(f"State entry {key!r} is a {type(tensor).__name__}: safetensors holds tensors only.")
+        storage = tensor.untyped_storage()
+        ident = (str(tensor.device), storage.data_ptr(), storage.nbytes())
+        tensor = tensor.detach().to("cpu").contiguous()
         if ident in seen and tensor.numel():
             tensor = tensor.clone()
         seen.add(ident)
@@ -140,7 +128,9 @@ def _call(builder: Callable[..., Any], kwargs: Mapping[str, Any]) -> torch.nn.Mo
     try:
         module = builder(**kwargs)
     except TypeError as exc:
-        raise ZooError(f"The model builder refused its arguments: {exc}. See `zoo info NAME` for its arguments.") from exc
+        raise ZooError(
+            f"The model builder refused its arguments: {exc}. See `zoo info NAME` for its arguments."
+        ) from exc
     if not isinstance(module, torch.nn.Module):
         raise ZooError(f"The model builder returned {type(module).__name__}, not a torch.nn.Module.")
     return module

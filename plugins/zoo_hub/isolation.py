@@ -1,0 +1,170 @@
+"""Running hub code in isolation: its top-level modules in their own `sys.modules` scope, no pip installs,
+no network when offline.
+
+A repo's `models`, `utils` or `model` packages must not collide with the user's or another repo's. Each
+repo gets a `RepoScope`: while it is active, `sys.modules` holds the repo's own modules under their plain
+names (so its absolute imports and pickles resolve) and its folder leads `sys.path`; on exit they are
+put aside and whatever was there before is put back. Scopes are entered under one process-wide lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.util
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from zoo import settings
+from zoo.errors import OfflineError, UntrustedCodeError
+
+__all__ = ["RepoScope", "guarded", "scoped"]
+
+_LOCK = threading.RLock()
+_guard_depth = 0
+_hook_installed = False
+
+
+class RepoScope:
+    """The module namespace of one repo folder.
+
+    Args:
+        root: the repo folder (holds hubconf.py).
+        token: a short unique id (the commit, or a digest of the path), used in the hubconf's module name.
+    """
+
+    def __init__(self, root: Path, token: str) -> None:
+        self.root = root
+        self.hubconf_name = f"_zoo_hub_{''.join(c if c.isalnum() else '_' for c in token)}_hubconf"
+        self.names = _top_level_names(root)
+        self._modules: dict[str, ModuleType] = {}
+        self._depth = 0
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        """Make the repo's modules the importable ones for the duration of the block."""
+        with _LOCK:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            saved = {name: mod for name, mod in sys.modules.items() if _top(name) in self.names}
+            for name in saved:
+                del sys.modules[name]
+            sys.modules.update(self._modules)
+            root = str(self.root)
+            sys.path.insert(0, root)
+            self._depth = 1
+            try:
+                yield
+            finally:
+                self._depth = 0
+                self._modules = {name: mod for name, mod in sys.modules.items() if _top(name) in self.names}
+                for name in self._modules:
+                    del sys.modules[name]
+                sys.modules.update(saved)
+                sys.path[:] = [p for p in sys.path if not (p == root or p.startswith(root + "/"))]
+
+    def hubconf(self) -> ModuleType:
+        """The repo's hubconf module, imported once (call inside `active()`)."""
+        module = sys.modules.get(self.hubconf_name)
+        if module is not None:
+            return module
+        spec = importlib.util.spec_from_file_location(self.hubconf_name, self.root / "hubconf.py")
+        if spec is None or spec.loader is None:  # pragma: no cover - the file exists, checked before
+            raise ImportError(f"cannot import {self.root / 'hubconf.py'}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[self.hubconf_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[self.hubconf_name]
+            raise
+        return module
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """`fn` run inside this scope and the guard (for a hub module's forward, which may import lazily)."""
+
+        @functools.wraps(fn)
+        def scoped_call(*args: Any, **kwargs: Any) -> Any:
+            with self.active(), guarded():
+                return fn(*args, **kwargs)
+
+        scoped_call.__zoo_scope__ = self  # type: ignore[attr-defined]
+        return scoped_call
+
+
+def scoped(module: Any, scope: RepoScope) -> Any:
+    """Make `module.forward` (for an nn.Module) run inside `scope`; returns the module."""
+    forward = getattr(module, "forward", None)
+    if forward is not None and not hasattr(forward, "__zoo_scope__"):
+        module.forward = scope.wrap(forward)
+    return module
+
+
+def _top(name: str) -> str:
+    return name.partition(".")[0]
+
+
+def _top_level_names(root: Path) -> frozenset[str]:
+    names = set()
+    for child in root.iterdir():
+        if child.name.startswith((".", "__")):
+            continue
+        if child.is_dir() and child.name.isidentifier():
+            names.add(child.name)
+        elif child.suffix in {".py", ".so", ".pyd"} and child.stem.split(".")[0].isidentifier():
+            names.add(child.stem.split(".")[0])
+    return frozenset(names)
+
+
+@contextlib.contextmanager
+def guarded() -> Iterator[None]:
+    """While active, `pip install` from any subprocess is refused, and so is every socket when offline."""
+    global _guard_depth
+    _install_hook()
+    with _LOCK:
+        _guard_depth += 1
+        try:
+            yield
+        finally:
+            _guard_depth -= 1
+
+
+def _install_hook() -> None:
+    global _hook_installed
+    with _LOCK:
+        if not _hook_installed:
+            sys.addaudithook(_audit)
+            _hook_installed = True
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if not _guard_depth:
+        return
+    if event in {"subprocess.Popen", "os.system", "os.posix_spawn", "os.exec", "os.spawn"}:
+        words = _words(args[1] if event == "subprocess.Popen" and len(args) > 1 else args[0] if args else "")
+        if "install" in words and any("pip" in w for w in words):
+            raise UntrustedCodeError(
+                f"Hub code tried to run `{' '.join(words)[:120]}`: zoo never installs packages for hub repos. "
+                f"Install what the repo needs yourself."
+            )
+    elif event == "socket.connect" and settings.offline():
+        raise OfflineError(f"Offline (ZOO_OFFLINE=1): hub code tried to connect to {args[1]!r}; nothing was sent.")
+
+
+def _words(command: Any) -> list[str]:
+    if isinstance(command, (str, bytes)):
+        command = command.decode() if isinstance(command, bytes) else command
+        return command.split()
+    try:
+        return [w.decode() if isinstance(w, bytes) else str(w) for w in command]
+    except TypeError:
+        return [str(command)]

@@ -1,0 +1,325 @@
+"""`zoo.safe_pickle`: torch checkpoints read without running pickled code, in both torch.save formats."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import subprocess
+import sys
+import tarfile
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+from zoo import safe_pickle
+from zoo.errors import UnsupportedError
+from zoo.safe_pickle import Stub
+
+FORMATS = {"zip": True, "legacy": False}
+
+
+class TinyNet(nn.Module):
+    """A module pickled whole, as YOLOv5 checkpoints are (nested modules, a None bias, buffers, attributes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+        self.head = nn.Linear(4, 2, bias=False)
+        self.register_buffer("scale", torch.tensor([2.0]))
+        self.register_buffer("cache", torch.zeros(3), persistent=False)
+        self.yaml = {"nc": 2, "depth_multiple": 0.33}
+        self.names = ["cat", "dog"]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.stem(x).mean((2, 3))) * self.scale
+
+
+class Payload:
+    """Pickles as a call of `func(*args)`: what a malicious checkpoint does to run code on load."""
+
+    def __init__(self, func: object, *args: object) -> None:
+        self.func, self.args = func, args
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return self.func, self.args
+
+
+class Registry(dict):
+    """A dict subclass with an attribute: pickled with SETITEMS and BUILD."""
+
+
+class Bag(list):
+    """A list subclass: pickled with APPENDS."""
+
+
+def payloads(marker: Path) -> dict[str, Payload]:
+    """Three ways a pickle runs code, each of which would create `marker`."""
+    return {
+        "exec": Payload(exec, f"open({str(marker)!r}, 'w').write('pwned')"),
+        "os.system": Payload(os.system, f"touch '{marker}'"),
+        "subprocess": Payload(subprocess.call, ["touch", str(marker)]),
+    }
+
+
+def tiny_net() -> TinyNet:
+    torch.manual_seed(0)
+    net = TinyNet()
+    net.stem[1].running_mean.uniform_()
+    return net
+
+
+def save(obj: object, path: Path, fmt: str = "zip") -> Path:
+    torch.save(obj, path, _use_new_zipfile_serialization=FORMATS[fmt])
+    return path
+
+
+def _sample() -> dict[str, object]:
+    base = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+    state = OrderedDict(w=base, row=base[1], col=base[:, 2], half=torch.ones(2, dtype=torch.float16))
+    state._metadata = OrderedDict({"": {"version": 2}})  # type: ignore[attr-defined]
+    return {
+        "state": state,
+        "param": nn.Parameter(torch.randn(2, 2)),
+        "dtypes": [torch.tensor([1, 2], dtype=d) for d in (torch.bfloat16, torch.int64, torch.bool, torch.uint8)],
+        "plain": {
+            "set": {1, 2},
+            "frozen": frozenset({3}),
+            "slice": slice(1, 5, 2),
+            "complex": 2 + 1j,
+            "bytes": b"\x00x",
+        },
+        "size": torch.Size([2, 3]),
+        "device": torch.device("cpu"),
+        "tuple": (1, "a", None, 1.5),
+    }
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_reads_back_what_torch_save_wrote(tmp_path: Path, fmt: str) -> None:
+    expected = _sample()
+    got = safe_pickle.load(save(expected, tmp_path / "sample.pt", fmt))
+    assert list(got["state"]) == list(expected["state"])
+    for key, tensor in expected["state"].items():
+        assert got["state"][key].dtype == tensor.dtype and torch.equal(got["state"][key], tensor), key
+    assert got["state"]._metadata == {"": {"version": 2}}
+    assert got["state"]["row"].untyped_storage().data_ptr() == got["state"]["w"].untyped_storage().data_ptr()
+    assert got["state"]["col"].stride() == (4,) and got["state"]["col"].tolist() == [2.0, 6.0, 10.0]
+    assert isinstance(got["param"], nn.Parameter) and torch.equal(got["param"], expected["param"])
+    assert [t.dtype for t in got["dtypes"]] == [t.dtype for t in expected["dtypes"]]
+    assert all(torch.equal(a, b) for a, b in zip(got["dtypes"], expected["dtypes"]))
+    assert got["plain"] == expected["plain"]
+    assert (
+        got["size"] == torch.Size([2, 3])
+        and got["device"] == torch.device("cpu")
+        and got["tuple"] == (1, "a", None, 1.5)
+    )
+
+
+def test_reads_float8_and_uint16_tensors(tmp_path: Path) -> None:
+    tensors = {
+        "f8": torch.tensor([0.5, -2.0]).to(torch.float8_e4m3fn),
+        "u16": torch.tensor([1, 65535], dtype=torch.uint16),
+    }
+    got = safe_pickle.load(save(tensors, tmp_path / "f8.pt"))
+    assert got["f8"].dtype == torch.float8_e4m3fn and got["f8"].float().tolist() == [0.5, -2.0]
+    assert got["u16"].dtype == torch.uint16 and got["u16"].to(torch.int64).tolist() == [1, 65535]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_whole_module_becomes_a_stub_with_its_state_dict(tmp_path: Path, fmt: str) -> None:
+    net = tiny_net()
+    ckpt = safe_pickle.load(save({"model": net, "epoch": 3}, tmp_path / "full.pt", fmt))
+    stub = ckpt["model"]
+    assert isinstance(stub, Stub) and stub.qualname == f"{__name__}.TinyNet"
+    assert "TinyNet" not in {type(v).__name__ for v in ckpt.values() if not isinstance(v, Stub)}
+    assert stub.state["yaml"] == {"nc": 2, "depth_multiple": 0.33} and stub.state["names"] == ["cat", "dog"]
+    assert stub.state["_modules"]["stem"].qualname == "torch.nn.modules.container.Sequential"
+    state = safe_pickle.module_state_dict(stub)
+    expected = net.state_dict()
+    assert list(state) == list(expected)  # same keys, same order; the non-persistent buffer is left out
+    assert "cache" not in state and "head.bias" not in state
+    for key, tensor in expected.items():
+        assert torch.equal(state[key], tensor) and not isinstance(state[key], nn.Parameter), key
+    assert ckpt["epoch"] == 3
+
+
+def test_module_state_dict_refuses_what_is_not_a_module(tmp_path: Path) -> None:
+    bag = safe_pickle.load(save({"bag": Bag([1, 2])}, tmp_path / "bag.pt"))["bag"]
+    with pytest.raises(UnsupportedError, match="not a pickled torch.nn.Module"):
+        safe_pickle.module_state_dict(bag)
+
+
+def test_stubs_record_args_state_items_and_dictitems(tmp_path: Path) -> None:
+    registry = Registry(a=1, b=torch.ones(1))
+    registry.owner = "me"  # type: ignore[attr-defined]
+    obj = safe_pickle.load(
+        save({"reg": registry, "bag": Bag([1, "x"]), "call": Payload(len, "abc")}, tmp_path / "o.pt")
+    )
+    reg, bag, call = obj["reg"], obj["bag"], obj["call"]
+    assert (
+        reg.qualname.endswith("Registry") and reg.dictitems["a"] == 1 and torch.equal(reg.dictitems["b"], torch.ones(1))
+    )
+    assert reg.state == {"owner": "me"}
+    assert bag.items == [1, "x"] and bag.dictitems == {}
+    assert call.qualname == "builtins.len" and call.args == ("abc",) and call.state is None
+    assert repr(call) == "<Stub builtins.len>"
+
+
+def test_the_payloads_are_live_when_unpickled_unsafely(tmp_path: Path) -> None:
+    """Guards the refusal tests below: the payload really runs under a plain unpickler."""
+    marker = tmp_path / "marker"
+    pickle.loads(pickle.dumps(payloads(marker)["exec"]))
+    assert marker.read_text() == "pwned"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("kind", ["exec", "os.system", "subprocess"])
+def test_reduce_payloads_never_run(tmp_path: Path, fmt: str, kind: str) -> None:
+    marker = tmp_path / "marker"
+    path = save({"state_dict": {"w": torch.ones(2)}, "evil": payloads(marker)[kind]}, tmp_path / "evil.pt", fmt)
+    obj = safe_pickle.load(path)
+    assert not marker.exists()
+    evil = obj["evil"]
+    assert isinstance(evil, Stub) and evil.qualname in {"builtins.exec", "posix.system", "nt.system", "subprocess.call"}
+    assert str(marker) in str(evil.args)
+    assert torch.equal(obj["state_dict"]["w"], torch.ones(2))
+
+
+def test_a_plain_pickle_is_refused_without_running(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    path = tmp_path / "plain.pkl"
+    path.write_bytes(pickle.dumps(payloads(marker)["exec"], protocol=2))
+    with pytest.raises(UnsupportedError, match="not a torch checkpoint"):
+        safe_pickle.load(path)
+    assert not marker.exists()
+
+
+def test_torchscript_is_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "scripted.pt"
+    torch.jit.script(nn.Linear(2, 2)).save(str(path))
+    assert safe_pickle.sniff(path) == "torchscript"
+    with pytest.raises(UnsupportedError, match="TorchScript"):
+        safe_pickle.load(path)
+
+
+def test_tar_archives_are_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "old.pt"
+    with tarfile.open(path, "w") as tar:
+        info = tarfile.TarInfo("pickle")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"abc"))
+    with pytest.raises(UnsupportedError, match="tar archive"):
+        safe_pickle.load(path)
+
+
+def test_a_storage_of_the_wrong_size_is_refused(tmp_path: Path) -> None:
+    src = save({"w": torch.ones(4)}, tmp_path / "good.pt")
+    bad = tmp_path / "bad.pt"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(bad, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item)
+            zout.writestr(item, data[:4] if item.filename.endswith("data/0") else data)
+    with pytest.raises(UnsupportedError, match="could not be read"):
+        safe_pickle.load(bad)
+
+
+def test_truncated_legacy_file_is_refused(tmp_path: Path) -> None:
+    path = save({"w": torch.ones(100)}, tmp_path / "legacy.pt", "legacy")
+    path.write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(UnsupportedError, match="could not be read"):
+        safe_pickle.load(path)
+
+
+def test_importing_safe_pickle_does_not_import_torch() -> None:
+    code = "import sys, zoo.safe_pickle, zoo.checkpoint; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"
+
+
+@pytest.mark.assets
+def test_reads_the_real_yolov5n_checkpoint(assets: Path) -> None:
+    ckpt = safe_pickle.load(assets / "weights" / "yolov5n.pt")
+    model = ckpt["model"]
+    assert isinstance(model, Stub) and model.qualname.startswith("models.yolo.")
+    assert model.state["yaml"]["nc"] == 80 and len(model.state["yaml"]["backbone"]) == 10
+    assert len(model.state["names"]) == 80 and model.state["names"][0] == "person"
+    assert model.state["stride"].tolist() == [8.0, 16.0, 32.0]
+    state = safe_pickle.module_state_dict(model)
+    assert state["model.0.conv.weight"].dtype == torch.float16 and state["model.0.conv.weight"].shape == (16, 3, 6, 6)
+    assert state["model.24.anchors"].shape == (3, 3, 2)
+    stats = ("running_mean", "running_var", "num_batches_tracked", "anchors")
+    params = sum(t.numel() for k, t in state.items() if not k.endswith(stats))
+    assert 1_860_000 < params < 1_880_000
+
+
+@pytest.mark.assets
+def test_reads_the_real_legacy_mobilenet_file_like_torch(assets: Path) -> None:
+    path = assets / "weights" / "mobilenet_v2-b0353104.pth"
+    assert safe_pickle.sniff(path) == "pickle"
+    got, expected = safe_pickle.load(path), torch.load(path, weights_only=True)
+    assert list(got) == list(expected)
+    assert all(torch.equal(got[k], expected[k]) for k in expected)
+
+
+def test_a_getattr_import_chain_stays_inert(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    chain = (  # getattr(__import__('os'), 'system')('touch marker'), in protocol-0 opcodes
+        b"cbuiltins\ngetattr\n(cbuiltins\n__import__\n(S'os'\ntRS'system'\ntR(S'touch "
+        + str(marker).encode()
+        + b"'\ntR."
+    )
+    path = tmp_path / "chain.pt"
+    path.write_bytes(chain)
+    with pytest.raises(UnsupportedError, match="could not be read"):
+        safe_pickle.load(path)
+    assert not marker.exists()
+    assert pickle.loads(chain) == 0 and marker.exists()  # the same bytes do run under a plain unpickler
+
+
+class _Forged(pickle.Pickler):
+    """Pickles `STORAGE` as a legacy storage record claiming `numel` float32 elements."""
+
+    def __init__(self, file: io.BytesIO, numel: int) -> None:
+        super().__init__(file, protocol=2)
+        self.numel = numel
+
+    def persistent_id(self, obj: object) -> object:
+        return ("storage", torch.FloatStorage, "0", "cpu", self.numel, None) if obj is STORAGE else None
+
+
+STORAGE = object()
+
+
+class _Tensor:
+    """Pickles as `_rebuild_tensor_v2(STORAGE, 0, size, (1,), ...)`."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return torch._utils._rebuild_tensor_v2, (STORAGE, 0, (self.size,), (1,), False, OrderedDict())
+
+
+def forge_legacy(path: Path, obj: object, numel: int, data: bytes) -> Path:
+    """A legacy-format torch file whose one storage record claims `numel` elements and carries `data`."""
+    main = io.BytesIO()
+    _Forged(main, numel).dump(obj)
+    head = b"".join(pickle.dumps(x, protocol=2) for x in (safe_pickle.LEGACY_MAGIC, 1001, {"little_endian": True}))
+    path.write_bytes(head + main.getvalue() + pickle.dumps(["0"], protocol=2) + numel.to_bytes(8, "little") + data)
+    return path
+
+
+def test_forged_files_are_refused_before_allocating(tmp_path: Path) -> None:
+    good = forge_legacy(tmp_path / "good.pt", {"w": _Tensor(4)}, 4, torch.arange(4.0).numpy().tobytes())
+    assert safe_pickle.load(good)["w"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    huge = forge_legacy(tmp_path / "huge.pt", {"w": _Tensor(4)}, 10**12, b"")
+    with pytest.raises(UnsupportedError, match="declares more tensor data than it holds"):
+        safe_pickle.load(huge)
+    beyond = forge_legacy(tmp_path / "beyond.pt", {"w": _Tensor(1000)}, 4, bytes(16))
+    with pytest.raises(UnsupportedError, match="could not be read"):
+        safe_pickle.load(beyond)

@@ -1,0 +1,91 @@
+"""`zoo finetune`: fine-tune a classifier on an ImageFolder and save the best checkpoint (DDP under torchrun)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+
+def _val(value: str | None) -> str | float | None:
+    """`--val` is a folder, or a fraction of the training data such as 0.2."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+@click.command("finetune")
+@click.argument("name")
+@click.argument("data")
+@click.option("--val", "val", help="Validation ImageFolder, or a fraction of DATA to hold out (e.g. 0.2).")
+@click.option("--epochs", default=3, show_default=True, help="Epochs to train (in total, when resuming).")
+@click.option("--lr", type=float, help="Learning rate [default: by strategy, see the fine-tuning guide].")
+@click.option("-b", "--batch-size", default=32, show_default=True, help="Images per step and process.")
+@click.option(
+    "--strategy",
+    type=click.Choice(["full", "linear", "freeze_unfreeze"]),
+    default="full",
+    show_default=True,
+    help="Train everything, the head only, or the head first then everything.",
+)
+@click.option("--out", type=click.Path(path_type=Path), help="Run folder for best.safetensors and last.pt [runs/NAME].")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--resume", type=click.Path(path_type=Path), help="Continue from a last.pt (or its run folder).")
+@click.option("--log-dir", type=click.Path(path_type=Path), help="Write TensorBoard scalars there.")
+@click.option("--seed", type=int, help="Seed for a repeatable run.")
+@click.option("--image-size", type=int, help="Train and predict at this size instead of the weights' crop.")
+@click.option("--workers", "num_workers", type=int, help="DataLoader worker processes.")
+def finetune_cmd(
+    name: str,
+    data: str,
+    val: str | None,
+    epochs: int,
+    lr: float | None,
+    batch_size: int,
+    strategy: str,
+    out: Path | None,
+    device: str,
+    resume: Path | None,
+    log_dir: Path | None,
+    seed: int | None,
+    image_size: int | None,
+    num_workers: int | None,
+) -> None:
+    """Fine-tune model NAME on DATA (an ImageFolder: DATA/<class>/<image>) and save the best checkpoint.
+
+    Prints each epoch's metrics and the checkpoint's path. The same command under
+    `torchrun --nproc_per_node N -m zoo finetune ...` trains data-parallel.
+    """
+    from zoo import api
+    from zoo.device import resolve_device
+    from zoo.train import distributed as dist
+
+    out = out if out is not None else Path("runs") / re.sub(r"[^A-Za-z0-9._-]+", "-", name)
+    with dist.session(resolve_device(device)) as (info, target):
+        with dist.rank_zero_first():
+            model = api.load(name, device=target)
+        model.finetune(
+            data,
+            _val(val),
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            strategy=strategy,
+            out=out,
+            resume=resume,
+            log_dir=log_dir,
+            seed=seed,
+            image_size=image_size,
+            num_workers=num_workers,
+            on_epoch=lambda metrics: click.echo(str(metrics)),
+        )
+        history = model.history
+        if info.is_main and history is not None:
+            if history.best is not None and history.monitor != "epoch":
+                monitor = history.monitor
+                click.echo(f"best: epoch {history.best.epoch} ({monitor} {history.best.value(monitor):.4f})")
+            click.echo(f"saved {history.checkpoint}")

@@ -1,0 +1,7 @@
+"""Result values returned by `Model.predict`: small, frozen, printable and JSON-ready, one module per task."""
+
+from zoo.results.classification import Classification
+from zoo.results.detection import Detections
+from zoo.results.image import ImageOutput
+
+__all__ = ["Classification", "Detections", "ImageOutput"]

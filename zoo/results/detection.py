@@ -1,0 +1,212 @@
+"""`Detections`: the boxes an object detector found in one image, with their scores and labels."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from zoo.errors import UnsupportedError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
+__all__ = ["Detections"]
+
+#: Ultralytics' palette, so plots look like the ones in the YOLOv5 tutorials.
+_PALETTE = (
+    "FF3838", "FF9D97", "FF701F", "FFB21D", "CFD231", "48F90A", "92CC17", "3DDB86", "1A9334", "00D4BB",
+    "2C99A8", "00C2FF", "344593", "6473FF", "0018EC", "8438FF", "520085", "CB38FF", "FF95C8", "FF37C7",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, eq=False)
+class Detections:
+    """Objects found in one image, best score first.
+
+    Boxes are in the original image's pixels, `(x1, y1, x2, y2)`.
+
+    Attributes:
+        boxes: float32 array of shape (N, 4), xyxy in pixels of the original image.
+        scores: float32 array of shape (N,): confidence (objectness x class probability for YOLO).
+        class_ids: int64 array of shape (N,).
+        labels: class label of each box (the class id as text when the model has no labels).
+        size: `(width, height)` of the original image.
+        source: where the image came from (a path, or `<input 3>`), when known.
+        image: the original image as a uint8 HWC RGB array, kept for `plot()` and `save()`.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+    labels: tuple[str, ...]
+    size: tuple[int, int]
+    source: str | None = None
+    image: np.ndarray | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    # -- box formats ----------------------------------------------------------------------------------
+
+    @property
+    def xyxy(self) -> np.ndarray:
+        """Boxes as (x1, y1, x2, y2) pixels (the same array as `boxes`)."""
+        return self.boxes
+
+    @property
+    def xywh(self) -> np.ndarray:
+        """Boxes as (center x, center y, width, height) pixels."""
+        import numpy as np
+
+        b = self.boxes
+        return np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
+
+    @property
+    def xyxyn(self) -> np.ndarray:
+        """Boxes as (x1, y1, x2, y2) divided by the image width and height."""
+        return self.boxes / self._scale()
+
+    @property
+    def xywhn(self) -> np.ndarray:
+        """Boxes as (center x, center y, width, height) divided by the image width and height."""
+        return self.xywh / self._scale()
+
+    def _scale(self) -> np.ndarray:
+        import numpy as np
+
+        w, h = self.size
+        return np.array([w, h, w, h], dtype=np.float32)
+
+    # -- serialisation --------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: source, image size and a list of `{label, class_id, score, xyxy, xywhn}`."""
+        return {
+            "source": self.source,
+            "width": self.size[0],
+            "height": self.size[1],
+            "detections": [
+                {
+                    "label": label,
+                    "class_id": int(cid),
+                    "score": round(float(score), 5),
+                    "xyxy": [round(float(v), 2) for v in box],
+                    "xywhn": [round(float(v), 6) for v in norm],
+                }
+                for label, cid, score, box, norm in zip(
+                    self.labels, self.class_ids, self.scores, self.boxes, self.xywhn
+                )
+            ],
+        }
+
+    def to_json(self, **kwargs: Any) -> str:
+        """`to_dict` as JSON text; keyword arguments go to `json.dumps`."""
+        return json.dumps(self.to_dict(), **kwargs)
+
+    def to_df(self) -> Any:
+        """A pandas DataFrame with YOLOv5's columns: xmin, ymin, xmax, ymax, confidence, class, name.
+
+        Raises:
+            UnsupportedError: pandas is not installed (`pip install 'zoo-sdk[pandas]'`).
+        """
+        try:
+            import pandas as pd
+        except ImportError:
+            raise UnsupportedError("Detections.to_df() needs pandas: pip install 'zoo-sdk[pandas]'.") from None
+        b = self.boxes
+        return pd.DataFrame(
+            {
+                "xmin": b[:, 0],
+                "ymin": b[:, 1],
+                "xmax": b[:, 2],
+                "ymax": b[:, 3],
+                "confidence": self.scores,
+                "class": self.class_ids,
+                "name": list(self.labels),
+            }
+        )
+
+    # -- people ---------------------------------------------------------------------------------------
+
+    def summary(self) -> str:
+        """One line like YOLOv5's `results.print()`: `bus.jpg: 1080x810 4 persons, 1 bus`."""
+        counts = Counter(self.labels)
+        found = ", ".join(f"{n} {label}{'s' * (n > 1)}" for label, n in counts.items()) or "(no detections)"
+        name = Path(self.source).name if self.source else "image"
+        return f"{name}: {self.size[1]}x{self.size[0]} {found}"
+
+    def print(self, file: TextIO | None = None) -> None:
+        """Write `summary()` and a line per box to `file` (stdout by default), like YOLOv5's `print()`."""
+        out = file or sys.stdout
+        out.write(self.summary() + "\n")
+        for label, score, box in zip(self.labels, self.scores, self.boxes):
+            coords = ", ".join(f"{v:.1f}" for v in box)
+            out.write(f"  {label:<16} {float(score):.3f}  [{coords}]\n")
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        where = f"{self.source!r}, " if self.source else ""
+        top = ", ".join(f"{label!r}: {float(s):.3f}" for label, s in zip(self.labels[:5], self.scores[:5]))
+        more = f", +{len(self) - 5} more" if len(self) > 5 else ""
+        return f"Detections({where}{len(self)} boxes{': ' if top else ''}{top}{more})"
+
+    # -- images ---------------------------------------------------------------------------------------
+
+    def plot(self, *, line_width: int | None = None, font_size: int | None = None) -> Image.Image:
+        """The image with every box and its label drawn (PIL's built-in font: nothing is downloaded).
+
+        Raises:
+            UnsupportedError: the result holds no image (built from boxes only).
+        """
+        from PIL import Image, ImageDraw
+
+        if self.image is None:
+            raise UnsupportedError("These detections hold no image to draw on: predict from an image to plot.")
+        canvas = Image.fromarray(self.image).convert("RGB")
+        draw = ImageDraw.Draw(canvas)
+        width = line_width or max(round(sum(self.size) / 2 * 0.003), 2)
+        font = _font(font_size or max(round(sum(self.size) / 2 * 0.025), 12))
+        for label, score, cid, box in zip(self.labels, self.scores, self.class_ids, self.boxes):
+            color = "#" + _PALETTE[int(cid) % len(_PALETTE)]
+            x1, y1, x2, y2 = (float(v) for v in box)
+            draw.rectangle((x1, y1, x2, y2), outline=color, width=width)
+            text = f"{label} {float(score):.2f}"
+            left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+            tw, th = right - left, bottom - top + 4
+            ty = y1 - th if y1 - th >= 0 else y1
+            draw.rectangle((x1, ty, x1 + tw + 4, ty + th), fill=color)
+            draw.text((x1 + 2, ty + 1 - top), text, fill="white", font=font)
+        return canvas
+
+    def save(self, path: str | Path = "runs/detect", *, name: str | None = None) -> Path:
+        """Save `plot()` as an image; a folder (existing, or without a suffix) gets the source's file name.
+
+        Returns:
+            The path written.
+        """
+        target = Path(path)
+        if target.is_dir() or not target.suffix:
+            target.mkdir(parents=True, exist_ok=True)
+            stem = name or (Path(self.source).stem if self.source and not self.source.startswith("<") else "image")
+            target = target / f"{stem}.jpg"
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        image = self.plot()
+        image.save(target, quality=95) if target.suffix.lower() in {".jpg", ".jpeg"} else image.save(target)
+        return target
+
+
+def _font(size: int) -> Any:
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # Pillow >= 10.1 ships a scalable font
+    except TypeError:  # pragma: no cover - older Pillow: the fixed bitmap font
+        return ImageFont.load_default()
