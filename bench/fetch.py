@@ -7,7 +7,7 @@ streams, hashes, fsyncs and renames atomically). Verify: re-hashing a cached 100
 `Store.intact` (what `zoo cache verify` runs) against `sha256sum`, both from the page cache.
 Goals: zoo throughput >= 0.8 x curl; zoo verify speed >= 0.8 x sha256sum.
 
-    python bench/fetch.py [--size-mb 256] [--verify-mb 100] [--repeat 3]
+    python bench/fetch.py [--size-mb 256] [--verify-mb 100] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -105,13 +105,23 @@ def bench_download(size_mb: int, repeat: int, tmp: Path) -> dict[str, Any]:
     if hashlib.sha256((tmp / "work" / "zoo" / "weights" / "big.bin").read_bytes()).hexdigest() != sha:
         fail("zoo's download differs from the served file")
     med = {k: median(v) for k, v in times.items()}
+    best = {k: min(v) for k, v in times.items()}
     mbps = {k: round(size_mb / v, 1) for k, v in med.items()}
     vs_curl, vs_torch = round(med["curl"] / med["zoo"], 3), round(med["torch.hub"] / med["zoo"], 3)
-    rows = [(k, med[k], mbps[k]) for k in ("curl", "torch.hub", "zoo")]
-    print_table(f"download {size_mb} MB from 127.0.0.1 (median of {repeat})", ["tool", "seconds", "MB/s"], rows)
-    print(f"  zoo throughput / curl: {vs_curl}   zoo throughput / torch.hub: {vs_torch}")
-    print(f"  goal: zoo >= {GOAL} x curl: {vs_curl} -> {verdict(vs_curl, GOAL, at_most=False)}")
-    return {"seconds": med, "mb_per_s": mbps, "zoo_vs_curl": vs_curl, "zoo_vs_torch_hub": vs_torch}
+    best_vs_curl = round(best["curl"] / best["zoo"], 3)
+    rows = [(k, med[k], best[k], mbps[k]) for k in ("curl", "torch.hub", "zoo")]
+    title = f"download {size_mb} MB from 127.0.0.1 ({repeat} rounds)"
+    print_table(title, ["tool", "median s", "best s", "MB/s (median)"], rows)
+    print(f"  zoo throughput / curl: {vs_curl} (best rounds: {best_vs_curl})   zoo / torch.hub: {vs_torch}")
+    print(f"  goal: zoo >= {GOAL} x curl (medians): {vs_curl} -> {verdict(vs_curl, GOAL, at_most=False)}")
+    return {
+        "seconds": med,
+        "best_seconds": best,
+        "mb_per_s": mbps,
+        "zoo_vs_curl": vs_curl,
+        "zoo_vs_curl_best": best_vs_curl,
+        "zoo_vs_torch_hub": vs_torch,
+    }
 
 
 def bench_verify(size_mb: int, repeat: int, tmp: Path) -> dict[str, Any]:
@@ -137,7 +147,7 @@ def bench_verify(size_mb: int, repeat: int, tmp: Path) -> dict[str, Any]:
     med = {k: median(v) for k, v in times.items()}
     speed = round(med["sha256sum"] / med["zoo"], 3)
     rows = [(k, med[k], round(size_mb / med[k], 1)) for k in ("sha256sum", "zoo")]
-    print_table(f"verify a cached {size_mb} MB file (median of {repeat})", ["tool", "seconds", "MB/s"], rows)
+    print_table(f"verify a cached {size_mb} MB file ({repeat} rounds, medians)", ["tool", "seconds", "MB/s"], rows)
     print(f"  goal: zoo verify speed >= {GOAL} x sha256sum: {speed} -> {verdict(speed, GOAL, at_most=False)}")
     return {"seconds": med, "zoo_vs_sha256sum": speed}
 
@@ -146,7 +156,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=256)
     parser.add_argument("--verify-mb", type=int, default=100)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:

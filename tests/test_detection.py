@@ -96,13 +96,25 @@ def test_letterbox_like_autoshape() -> None:
     assert back.tolist() == [[0, 0, 1280, 720]]
 
 
-def test_resize_linear_matches_opencv_arithmetic() -> None:
+@pytest.mark.parametrize("opencv", [False, True])
+def test_resize_linear_matches_opencv_arithmetic(opencv: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    import zoo.tasks.detection as detection
+
+    cv2 = detection._opencv()
+    if opencv and cv2 is None:
+        pytest.skip("OpenCV is not installed")
+    if not opencv:
+        monkeypatch.setattr(detection, "_opencv", lambda: None)
     image = torch.randint(0, 256, (3, 40, 60), dtype=torch.uint8)
     half = resize_linear(image, 20, 30)
     expected = image.view(3, 20, 2, 30, 2).float().mean((2, 4)).add(1e-3).round()  # 2x2 average, rounded half up
     assert torch.equal(half, expected.to(torch.uint8))
     flat = torch.full((3, 50, 70), 77, dtype=torch.uint8)
     assert resize_linear(flat, 33, 21).eq(77).all() and resize_linear(flat, 90, 130).eq(77).all()
+    if cv2 is not None and not opencv:  # the torch arithmetic is OpenCV's, bit for bit, when downscaling
+        photo = torch.randint(0, 256, (3, 1080, 810), dtype=torch.uint8)
+        expected = cv2.resize(photo.permute(1, 2, 0).numpy().copy(), (480, 640), interpolation=cv2.INTER_LINEAR)
+        assert torch.equal(resize_linear(photo, 640, 480), torch.from_numpy(expected).permute(2, 0, 1))
 
 
 def test_detections_formats_and_serialisation() -> None:

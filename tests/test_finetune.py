@@ -108,7 +108,9 @@ def test_new_class_count_replaces_the_head_and_keeps_the_trunk(tiny: dict, tmp_p
 def test_freeze_unfreeze_trains_the_head_first(tiny: dict) -> None:
     model = zoo.load("tiny", device="cpu")
     after: list[dict[str, torch.Tensor]] = []
-    model.finetune(colours(48), epochs=2, batch_size=8, strategy="freeze_unfreeze", on_epoch=lambda m: after.append(weights(model)))
+    model.finetune(
+        colours(48), epochs=2, batch_size=8, strategy="freeze_unfreeze", on_epoch=lambda m: after.append(weights(model))
+    )
     trunk = [k for k in tiny if not k.startswith("5.")]
     assert [e.phase for e in model.history] == ["head", "all"]
     assert same(after[0], tiny, trunk) and not same(after[0], tiny, ["5.weight"])
@@ -217,7 +219,11 @@ def test_unreadable_images_are_skipped_and_counted(tiny: dict, tmp_path: Path) -
         (lambda d: _mkdir(d / "empty"), {}, "No images in"),
         (lambda d: d / "missing", {}, "No such folder"),
         (lambda d: folder(d / "one", *colours(4, classes=1), ["only"]), {}, "single class"),
-        (lambda d: (torch.zeros(4, 3, 8, 8), torch.tensor([0, 1, 2, 7])), {"labels": ["a", "b", "c"]}, "names 3 classes"),
+        (
+            lambda d: (torch.zeros(4, 3, 8, 8), torch.tensor([0, 1, 2, 7])),
+            {"labels": ["a", "b", "c"]},
+            "names 3 classes",
+        ),
         (lambda d: (torch.zeros(4, 3, 8, 8), torch.tensor([0, 1])), {}, "x has 4 samples but y has 2"),
         (lambda d: 42, {}, "Cannot train on a int"),
         (lambda d: colours(6), {"strategy": "bogus"}, "strategy='bogus'"),

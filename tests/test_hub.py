@@ -173,8 +173,10 @@ def test_missing_dependency_is_named_and_nothing_is_installed(tmp_path: Path) ->
     marker = tmp_path / "ran.txt"
     repo = write_repo(
         tmp_path / "repo",
-        {"hubconf.py": f"dependencies = ['torch', 'surely_not_installed_pkg']\nopen({str(marker)!r}, 'w')\n"
-                       "def net():\n    pass\n"},  # fmt: skip
+        {
+            "hubconf.py": f"dependencies = ['torch', 'surely_not_installed_pkg']\nopen({str(marker)!r}, 'w')\n"
+            "def net():\n    pass\n"
+        },  # fmt: skip
     )
     with pytest.raises(zoo.ZooError, match="needs surely_not_installed_pkg, not installed") as info:
         zoo.load(f"hub:{repo}/net", trust=True)
@@ -185,13 +187,15 @@ def test_missing_dependency_is_named_and_nothing_is_installed(tmp_path: Path) ->
 def test_hub_code_cannot_pip_install(tmp_path: Path) -> None:
     repo = write_repo(
         tmp_path / "repo",
-        {"hubconf.py": """
+        {
+            "hubconf.py": """
             import subprocess, sys
             subprocess.check_call([sys.executable, "-m", "pip", "install", "surely-not-a-real-package"])
 
             def net():
                 pass
-            """},  # fmt: skip
+            """
+        },  # fmt: skip
     )
     with pytest.raises(zoo.UntrustedCodeError, match="never installs packages"):
         zoo.load(f"hub:{repo}/net", trust=True)
@@ -210,7 +214,8 @@ def test_hub_downloads_go_through_the_store_weights_only(tmp_path: Path, file_se
     (file_server.root / "evil.pth").write_bytes(_reduce_pickle(tmp_path / "pwned"))
     repo = write_repo(
         tmp_path / "repo",
-        {"hubconf.py": """
+        {
+            "hubconf.py": """
             import torch
 
             def load(file):
@@ -219,7 +224,8 @@ def test_hub_downloads_go_through_the_store_weights_only(tmp_path: Path, file_se
                 m = torch.nn.Linear(2, 1)
                 m.state = state
                 return m
-            """},  # fmt: skip
+            """
+        },  # fmt: skip
     )
     monkeypatch.setenv("ZOO_MIRRORS", f"https://weights.invalid={file_server.url}")
     model = zoo.load(f"hub:{repo}/load", trust=True, file="w.pth")
@@ -235,12 +241,14 @@ def test_hub_downloads_go_through_the_store_weights_only(tmp_path: Path, file_se
 def test_offline_hub_code_cannot_reach_the_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     repo = write_repo(
         tmp_path / "repo",
-        {"hubconf.py": """
+        {
+            "hubconf.py": """
             import socket
 
             def net():
                 socket.create_connection(("127.0.0.1", 9), timeout=1)
-            """},  # fmt: skip
+            """
+        },  # fmt: skip
     )
     monkeypatch.setenv("ZOO_OFFLINE", "1")
     with pytest.raises(zoo.OfflineError, match="hub code tried to connect"):

@@ -126,7 +126,7 @@ def test_corrupt_file_failing_to_load_is_quarantined_and_refetched(file_server, 
 def test_export_import_across_an_air_gap(two_models, file_server, tmp_path: Path, monkeypatch) -> None:
     zoo_run("fetch", "alpha", "beta", "--quiet")
     for dest in (tmp_path / "weights.tar.gz", tmp_path / "exported"):
-        assert "exported 2 files" in zoo_run("cache", "export", str(dest))
+        assert "exported 2 files" in zoo_run("cache", "export", str(dest), "alpha", "beta")
         zoo_run("cache", "rm", "--all")
         monkeypatch.setenv("ZOO_OFFLINE", "1")
         assert "imported 2 files" in zoo_run("cache", "import", str(dest))

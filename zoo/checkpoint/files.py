@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.checkpoint.metadata import CheckpointInfo
-from zoo.checkpoint.weights import build_module, untie
+from zoo.checkpoint.weights import build_module, untie, version_header
 from zoo.errors import InputError, UnknownModelError, UnsupportedError, ZooError
 from zoo.store.cache import temp_path
 
@@ -54,11 +54,13 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> Path:
     """
     target = Path(path).expanduser()
     info = CheckpointInfo.from_model(model)
-    tensors = untie(model.module.state_dict())
+    state = model.module.state_dict()
+    tensors = untie(state)
+    metadata = {**info.to_metadata(), **version_header(state)}
     if _file_form(target):
-        _write_safetensors(target, tensors, info.to_metadata())
+        _write_safetensors(target, tensors, metadata)
     else:
-        _write_folder(target, tensors, info)
+        _write_folder(target, tensors, info, metadata)
     return target
 
 
@@ -85,7 +87,7 @@ def _write_safetensors(target: Path, tensors: dict[str, torch.Tensor], metadata:
     atomic_write(target, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
-def _write_folder(folder: Path, tensors: dict[str, torch.Tensor], info: CheckpointInfo) -> None:
+def _write_folder(folder: Path, tensors: dict[str, torch.Tensor], info: CheckpointInfo, metadata: dict[str, str]) -> None:
     if "zoo" in info.builder_kwargs:
         raise ZooError(
             "A builder argument named 'zoo' cannot be saved in the folder form: save to a .safetensors file."
@@ -93,7 +95,7 @@ def _write_folder(folder: Path, tensors: dict[str, torch.Tensor], info: Checkpoi
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / CONFIG_NAME
     check_replaceable(config)
-    _write_safetensors(folder / WEIGHTS_NAME, tensors, info.to_metadata())
+    _write_safetensors(folder / WEIGHTS_NAME, tensors, metadata)
     text = json.dumps(info.to_config(), indent=2, sort_keys=True, default=str) + "\n"
     atomic_write(config, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 

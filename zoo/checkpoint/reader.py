@@ -7,6 +7,8 @@ retried with `weights_only=False`. TorchScript and tar archives are refused by n
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import logging
 import os
 from collections.abc import Mapping
@@ -152,8 +154,16 @@ def _as_state_dict(obj: Any) -> dict[str, Any] | None:
         and obj
         and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
     ):
-        return dict(obj)
+        return keep_versions(obj, OrderedDict(obj))
     return None
+
+
+def keep_versions(source: Any, state: dict[str, Any]) -> dict[str, Any]:
+    """Carry a state_dict's `_metadata` (per-module versions that `_load_from_state_dict` reads) over to `state`."""
+    versions = getattr(source, "_metadata", None)
+    if versions is not None:
+        state._metadata = versions  # type: ignore[attr-defined]
+    return state
 
 
 def _mapping(obj: Any) -> Mapping[str, Any] | None:

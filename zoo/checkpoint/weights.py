@@ -20,12 +20,21 @@ from zoo.store import CacheEntry, Store, get_store
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["build_module", "convert_pickle", "load_state_dict_into", "untie", "weights_entry"]
+__all__ = [
+    "build_module",
+    "convert_pickle",
+    "load_state_dict_into",
+    "untie",
+    "version_header",
+    "weights_entry",
+]
 
 log = logging.getLogger(__name__)
 StateDictHook = Callable[[dict[str, Any]], dict[str, Any]]
 #: Artifact formats converted to safetensors on first use.
 _PICKLES = ("state_dict-pickle", "full-pickle")
+#: safetensors header key holding the state_dict's `_metadata` (module versions) as JSON.
+VERSIONS_KEY = "zoo.state_versions"
 
 
 def safetensors_name(artifact: Artifact) -> str:
@@ -70,9 +79,39 @@ def convert_pickle(
     from safetensors.torch import save_file
 
     state = read_state_dict(src)
+    versions = version_header(state)
     if hook is not None:
-        state = hook(state)
-    save_file(untie(state), str(dst), metadata={"format": "pt", **(metadata or {})})
+        state = hook(state)  # the versions stay those of the file, as when torchvision edits keys in place
+    save_file(untie(state), str(dst), metadata={"format": "pt", **versions, **(metadata or {})})
+
+
+def version_header(state: Mapping[str, Any]) -> dict[str, str]:
+    """The safetensors header entry that keeps a state_dict's module versions (`_metadata`), if it has any.
+
+    Some modules refuse a state_dict without them (torchvision's MNASNet), others upgrade old layouts
+    from them (BatchNorm), so they travel with the tensors.
+    """
+    import json
+
+    versions = getattr(state, "_metadata", None)
+    if not versions:
+        return {}
+    return {VERSIONS_KEY: json.dumps({str(k): dict(v) for k, v in versions.items()}, sort_keys=True)}
+
+
+def _with_versions(state: dict[str, Any], path: Path) -> dict[str, Any]:
+    import json
+    from collections import OrderedDict
+
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        header = f.metadata() or {}
+    if VERSIONS_KEY not in header:
+        return state
+    out: dict[str, Any] = OrderedDict(state)
+    out._metadata = OrderedDict(json.loads(header[VERSIONS_KEY]))  # type: ignore[attr-defined]
+    return out
 
 
 def untie(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -111,9 +150,15 @@ def build_module(builder: Callable[..., Any], kwargs: Mapping[str, Any], state_p
         return _call(builder, kwargs)
     from safetensors.torch import load_file
 
-    state = load_file(str(state_path), device="cpu")
-    with torch.device("meta"):
+    state = _with_versions(load_file(str(state_path), device="cpu"), state_path)
+    try:
+        with torch.device("meta"):
+            module = _call(builder, kwargs)
+    except (RuntimeError, NotImplementedError) as exc:  # a builder that computes with tensors while building
+        log.debug("building on the meta device failed (%s): building on the CPU", exc)
         module = _call(builder, kwargs)
+        load_state_dict_into(module, state, assign=False, source=state_path.name)
+        return module
     load_state_dict_into(module, state, assign=True, source=state_path.name)
     if any(t.is_meta for t in (*module.parameters(), *module.buffers())):
         log.debug("%s keeps non-persistent buffers: rebuilding on the CPU", state_path.name)

@@ -55,7 +55,11 @@ def _model_files(name: str) -> list[str]:
     if tag is None:
         raise InputError(f"{name!r} has no weights: see `zoo info {spec.name}`.")
     artifact = spec.weights[tag].artifact
-    return [artifact.name, safetensors_name(artifact)]
+    store = _store()
+    found = [n for n in (artifact.name, safetensors_name(artifact)) if store.cached(n) is not None]
+    if not found:
+        raise InputError(f"The weights of {name!r} are not cached: `zoo fetch {name}` brings them.")
+    return found
 
 
 @click.group("cache")

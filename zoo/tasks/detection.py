@@ -9,6 +9,7 @@ objectness, class probabilities. Images are letterboxed like YOLOv5's AutoShape:
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -176,10 +177,16 @@ def resize_linear(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
     YOLO models were trained and evaluated on OpenCV-resized images, and their scores move by a few
     hundredths when pixels differ by one; this reproduces OpenCV's 11-bit coefficients and rounding
-    (bit-exact when downscaling), including its 2x2 averaging for an exact halving.
+    (bit-exact when downscaling), including its 2x2 averaging for an exact halving. When OpenCV is
+    installed, a CPU image is resized by OpenCV itself (the same pixels, about 20x faster).
     """
     import torch
 
+    cv2 = _opencv() if image.device.type == "cpu" and image.shape[0] in (1, 3) else None
+    if cv2 is not None:
+        array = image.permute(1, 2, 0).contiguous().numpy()
+        resized = cv2.resize(array, (width, height), interpolation=cv2.INTER_LINEAR)
+        return torch.from_numpy(resized.reshape(height, width, -1)).permute(2, 0, 1)
     _, h, w = image.shape
     if h == 2 * height and w == 2 * width:
         x = image.to(torch.int16)
@@ -195,6 +202,16 @@ def resize_linear(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     top, bottom = horizontal(image.index_select(1, y0)), horizontal(image.index_select(1, y1))
     out = ((top.mul_(cy0.view(1, -1, 1)) >> 16).add_(bottom.mul_(cy1.view(1, -1, 1)) >> 16).add_(2)) >> 2
     return out.clamp_(0, 255).to(torch.uint8)
+
+
+@functools.cache
+def _opencv() -> Any:
+    """The cv2 module when OpenCV is installed (it is optional), else None."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    return cv2
 
 
 def _resize_coeffs(src: int, dst: int) -> tuple[torch.Tensor, ...]:

@@ -156,6 +156,8 @@ def _denormalize(x: torch.Tensor, spec: ImagePreprocess) -> torch.Tensor:
 
 
 def _to_pil(x: torch.Tensor) -> Any:
-    from torchvision.transforms.v2 import functional as F
+    """A float CHW image in [0, 1] as a PIL RGB image, rounded to the nearest uint8."""
+    from PIL import Image
 
-    return F.to_pil_image(x.detach().cpu().float().clamp(0, 1))
+    array = x.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(array if array.shape[2] == 3 else array[:, :, 0])

@@ -81,7 +81,8 @@ class BatchNormalizer:
 
         self.device = device
         self.channels_last = channels_last
-        self.mean = self.std = None
+        self.mean: torch.Tensor | None = None
+        self.std: torch.Tensor | None = None
         if pre is not None:
             self.mean = torch.tensor(pre.mean, device=device).view(1, -1, 1, 1)
             self.std = torch.tensor(pre.std, device=device).view(1, -1, 1, 1)
@@ -92,9 +93,9 @@ class BatchNormalizer:
         x = x.to(self.device, non_blocking=True)
         if x.dtype == torch.uint8:
             x = x.float().div_(255)
-        elif not x.is_floating_point():
+        elif x.dtype != torch.float32:
             x = x.float()
-        if self.mean is not None:
+        if self.mean is not None and self.std is not None:
             x = (x - self.mean) / self.std
         if self.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)

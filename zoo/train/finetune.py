@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -83,7 +84,8 @@ def finetune(
         if config.seed is not None:
             _seed(config.seed + info.rank)
         trainer = Trainer(model, config, info, target)
-        history = trainer.fit(split, on_epoch)
+        with _cudnn_benchmark(target):
+            history = trainer.fit(split, on_epoch)
         model.module.eval()
         model.history = history
         model.training_summary = summary(trainer, split, history)
@@ -129,6 +131,22 @@ def _is_folder(part: Any) -> bool:
     from zoo.train.data import FolderSource
 
     return isinstance(part[0], FolderSource)
+
+
+@contextlib.contextmanager
+def _cudnn_benchmark(device: torch.device) -> Iterator[None]:
+    """Let cuDNN pick the fastest kernels for the fixed training shapes, for the run only."""
+    import torch
+
+    if device.type != "cuda":
+        yield
+        return
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
 
 
 def _seed(seed: int) -> None:

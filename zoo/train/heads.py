@@ -95,7 +95,7 @@ def replace_head(module: torch.nn.Module, num_classes: int, *, seed: int = 0) ->
         for path in head.paths:
             _set(module, path, _new_layer(module.get_submodule(path), num_classes))
     if isinstance(getattr(module, "num_classes", None), int):
-        module.num_classes = num_classes
+        setattr(module, "num_classes", num_classes)  # noqa: B010 - a plain int attribute, not a submodule
     return Head(head.path, head.in_features, num_classes, head.aux_paths)
 
 
@@ -112,7 +112,7 @@ def _known_path(module: torch.nn.Module) -> str | None:
         layer = _get(module, path)
         if _is_head_layer(layer):
             return path
-        if _is_sequential(layer):
+        if layer is not None and _is_sequential(layer):
             for name, child in reversed(list(layer.named_children())):
                 if _is_head_layer(child):
                     return f"{path}.{name}"

@@ -82,14 +82,14 @@ class Trainer:
                     break
         finally:
             reporter.close()
+            for param in self.module.parameters():  # a frozen backbone is trainable again afterwards
+                param.requires_grad_(True)
         self._restore_best()
         return self._history(stopped)
 
     def _epoch(
         self, epoch: int, stepper: Stepper, train_loader: Any, val_loader: Any, reporter: Reporter
     ) -> EpochMetrics:
-        import torch
-
         backbone = backbone_trainable(self.config, epoch)
         set_trainable(self.module, backbone)
         stepper.forward = self._forward_module(backbone)
@@ -106,8 +106,7 @@ class Trainer:
         if train.skipped and epoch == 0:
             log.warning("skipped %d unreadable training images", int(train.skipped))
         has_val = val_loader is not None and val.count > 0
-        with torch.no_grad():
-            lr = float(stepper.optimizer.param_groups[0]["lr"])
+        lr = float(stepper.optimizer.param_groups[0]["lr"])
         return EpochMetrics(
             epoch=epoch + 1,
             train_loss=train.loss / train.count,
@@ -125,7 +124,7 @@ class Trainer:
     def _forward_module(self, backbone: bool) -> Any:
         """The callable for training forwards: DDP-wrapped (one wrapper per phase) and compiled when asked."""
         if backbone not in self._wrapped:
-            forward = dist.wrap(self.module, self.info, self.device)
+            forward: Any = dist.wrap(self.module, self.info, self.device)
             if self.config.compile:
                 import torch
 
@@ -138,7 +137,8 @@ class Trainer:
         score = _score(self._monitor(), metrics)
         if score is not None and (self.best is None or score > self.best[0]):
             self.best = (score, metrics.epoch)
-            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.module.state_dict().items()}
+            if self._monitor() != "epoch":  # the last epoch needs no copy to come back to
+                self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.module.state_dict().items()}
             self._save_best(split)
         if self.info.is_main and self.config.out is not None:
             write_state(self.config.out / STATE_NAME, self._state(stepper, split, metrics.epoch))
@@ -226,7 +226,7 @@ class Trainer:
         transform = train_transform(pre, augment=self.config.augment) if pre is not None else None
         data = Samples(*split.train, transform, pre.channels if pre is not None else None)
         seed = self.config.seed if self.config.seed is not None else 0
-        sampler = DistributedSampler(data, self.info.world_size, self.info.rank, shuffle=True, seed=seed)
+        sampler: Any = DistributedSampler(data, self.info.world_size, self.info.rank, shuffle=True, seed=seed)  # type: ignore[arg-type]
         drop_last = len(sampler) > self.config.batch_size
         return self._loader(data, sampler, drop_last), sampler
 
