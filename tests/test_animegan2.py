@@ -93,6 +93,8 @@ def test_face2paint_path_matches_a_manual_pipeline(served: dict, face: Path) -> 
     assert model.weights == "paprika" and model.spec.task == "image-to-image"
     for key, tensor in model.module.state_dict().items():
         assert torch.equal(tensor, served[key]), key
+    pins = json.loads((zoo.settings.cache_root() / "pins.json").read_text())
+    assert len(pins["animegan2-paprika.pt"]["sha256"]) == 64  # upstream publishes no hash: recorded at first download
     result = model.predict(face)
     assert isinstance(result, zoo.results.ImageOutput) and result.image.size == (512, 512) and result.tiles == 1
     image = torch.from_numpy(np.array(Image.open(face))).permute(2, 0, 1)

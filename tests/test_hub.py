@@ -290,3 +290,19 @@ def _reduce_pickle(marker: Path) -> bytes:
     buf = io.BytesIO()
     torch.save({"w": Payload()}, buf)
     return buf.getvalue()
+
+
+def test_a_vendored_copy_of_an_installed_library_is_not_imported(tmp_path: Path) -> None:
+    """pytorch/vision ships `torchvision/` at its top: the installed torchvision (compiled ops) must stay."""
+    import torchvision
+
+    repo = write_repo(
+        tmp_path / "vision",
+        {
+            "torchvision/__init__.py": "raise ImportError('the vendored copy was imported')\n",
+            "hubconf.py": "import torchvision\nfrom torchvision.models import resnet18\n",
+        },
+    )
+    model = zoo.load(f"hub:{repo}/resnet18", trust=True, num_classes=3)
+    assert sys.modules["torchvision"] is torchvision
+    assert model.predict(torch.rand(1, 3, 32, 32)).shape == (1, 3)

@@ -173,7 +173,9 @@ def test_catalog_facts() -> None:
     v1 = mobilenet.weights["IMAGENET1K_V1"]
     assert v1.url == "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth"
     assert v1.artifact.expected_digest == "b0353104" and v1.license == "BSD-3-Clause"
-    assert mobilenet.default_weights == "IMAGENET1K_V2"
+    assert mobilenet.default_weights == "IMAGENET1K_V1"  # the weights pretrained=True gives
+    assert mobilenet.weights_tag("default") == "IMAGENET1K_V2"  # torchvision's weights="DEFAULT"
+    assert specs["vit_h_14"].default_weights == "IMAGENET1K_SWAG_E2E_V1"  # no V1: torchvision's default
     assert v1.preprocess is not None
     assert (v1.preprocess.resize, v1.preprocess.crop, v1.preprocess.interpolation) == (256, 224, "bilinear")
     assert mobilenet.labels is not None and len(mobilenet.labels) == 1000 and mobilenet.labels[0] == "tench"

@@ -101,6 +101,8 @@ def test_mirror_then_offline_with_zero_requests(assets: Path, file_server, monke
     path = zoo.fetch("yolov5n")
     assert file_server.paths() == ["/ultralytics/yolov5/releases/download/v7.0/yolov5n.pt"]
     assert path.name == "yolov5n.safetensors"
+    pins = json.loads((zoo.settings.cache_root() / "pins.json").read_text())
+    assert len(pins["yolov5n.pt"]["sha256"]) == 64  # upstream publishes no hash: recorded at first download
     monkeypatch.setenv("ZOO_OFFLINE", "1")
     result = zoo.load("yolov5n", device="cpu").predict(assets / "images" / "zidane.jpg")
     _assert_matches(result, _reference(assets)["zidane.jpg"])

@@ -55,8 +55,15 @@ def load_spec(spec: ModelSpec, tag: str | None, *, device: str | torch.device | 
     weights = spec.weights[tag] if tag is not None else None
     labels, kwargs = _label_kwargs(kwargs)
     builder_kwargs, new_classes = _builder_kwargs(spec, tag, weights, kwargs)
-    entry = weights_entry(weights.artifact, hook=spec.state_dict_hook) if weights is not None else None
-    module = build_module(spec.builder, builder_kwargs, entry.path if entry else None)
+    if weights is None:
+        entry, module = None, build_module(spec.builder, builder_kwargs, None)
+    else:  # a cached file that fails to load and no longer matches its record is quarantined and refetched once
+        from zoo.store import get_store
+
+        entry, module = get_store().recovering(
+            lambda: weights_entry(weights.artifact, hook=spec.state_dict_hook),
+            lambda e: (e, build_module(spec.builder, builder_kwargs, e.path)),
+        )
     if new_classes is not None:  # pretrained weights, a new label set: keep the trunk, swap the head
         from zoo.train.heads import num_outputs, replace_head
 

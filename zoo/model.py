@@ -120,13 +120,18 @@ class Model:
 
         return save_model(self, path)
 
-    def finetune(self, train: Any, val: Any = None, **options: Any) -> Model:
+    def finetune(self, train: Any = None, val: Any = None, **options: Any) -> Model:
         """Fine-tune on `train` (validating on `val`) and return this model, trained, with `history` set.
 
         Chainable: `zoo.load("resnet18").finetune("data/", epochs=3).save("out.safetensors")`. The head is
         replaced when the data has another number of classes. See `zoo.train.finetune` for the data
         kinds and every option (`epochs`, `lr`, `batch_size`, `strategy`, `out`, `resume`, `seed`, ...).
+        A task with a trainer of its own (a `finetune` method: ultralytics models,
+        `finetune(data="data.yaml", epochs=3, imgsz=640)`) trains its way instead.
         """
+        custom = getattr(self.task, "finetune", None)
+        if custom is not None:
+            return custom(train, val, **options)
         from zoo.train import finetune
 
         return finetune(self, train, val, **options)

@@ -40,6 +40,18 @@ def _hex(value: str | None, what: str) -> str | None:
     return value
 
 
+def _default_filename(url: str) -> str:
+    """Cache file name for a URL: its last path part; for `hf:org/repo[@rev]/path`, `org--repo--path`.
+
+    Hub repos share file names (`model.safetensors`), so their names carry the repo.
+    """
+    parts = url[3:].split("/") if url.startswith("hf:") else []
+    if len(parts) >= 3:
+        org, repo = parts[0], parts[1].split("@", 1)[0]
+        return "--".join([org, repo, *parts[2:]])
+    return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+
+
 def _format_from_name(name: str) -> str:
     lower = name.lower()
     if lower.endswith(".safetensors"):
@@ -205,7 +217,7 @@ class Weights:
     def artifact(self) -> Artifact:
         """The file to fetch for these weights."""
         urls = tuple(u for u in (self.url, *self.urls) if u)
-        name = self.filename or unquote(urlsplit(urls[0]).path.rsplit("/", 1)[-1])
+        name = self.filename or _default_filename(urls[0])
         return Artifact(
             name=name,
             urls=urls,

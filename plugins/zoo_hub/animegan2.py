@@ -34,6 +34,7 @@ def declare(plugin: Plugin) -> None:
     weights = {
         tag: Weights(
             url=WEIGHTS_URL.format(owner=OWNER, repo=REPO, ref=REF, tag=tag),
+            filename=f"animegan2-{tag}.pt",
             format="state_dict-pickle",
             license="MIT",
             meta={"style": style},

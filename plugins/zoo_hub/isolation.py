@@ -113,7 +113,43 @@ def _top(name: str) -> str:
     return name.partition(".")[0]
 
 
+#: Top-level names so generic that a repo's own module must win even over an installed package of that name.
+GENERIC = frozenset(
+    {
+        "models",
+        "model",
+        "utils",
+        "util",
+        "common",
+        "data",
+        "datasets",
+        "config",
+        "configs",
+        "lib",
+        "src",
+        "tools",
+        "scripts",
+        "nets",
+        "network",
+        "networks",
+        "modules",
+        "layers",
+        "helpers",
+    }
+)
+
+
+@functools.cache
+def _installed() -> frozenset[str]:
+    """Top-level names that installed distributions provide (torchvision, numpy, ...)."""
+    from importlib.metadata import packages_distributions
+
+    return frozenset(packages_distributions())
+
+
 def _top_level_names(root: Path) -> frozenset[str]:
+    """The repo's own top-level modules, less installed libraries it vendors (pytorch/vision's `torchvision`):
+    those stay the installed ones, as compiled extensions and registered ops cannot be imported twice."""
     names = set()
     for child in root.iterdir():
         if child.name.startswith((".", "__")):
@@ -122,7 +158,7 @@ def _top_level_names(root: Path) -> frozenset[str]:
             names.add(child.name)
         elif child.suffix in {".py", ".so", ".pyd"} and child.stem.split(".")[0].isidentifier():
             names.add(child.stem.split(".")[0])
-    return frozenset(names)
+    return frozenset(n for n in names if n in GENERIC or n not in _installed())
 
 
 @contextlib.contextmanager

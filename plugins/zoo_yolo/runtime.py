@@ -33,7 +33,7 @@ from types import ModuleType
 from zoo.errors import UnsupportedError
 from zoo.offline import backend_dirs, configure_backends
 
-__all__ = ["INSTALL_HINT", "config_dir", "ultralytics_module"]
+__all__ = ["INSTALL_HINT", "config_dir", "quiet", "ultralytics_module"]
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,18 @@ def _no_dns_probe() -> Iterator[None]:
             os.environ.pop("YOLO_OFFLINE", None)
         else:
             os.environ["YOLO_OFFLINE"] = before
+
+
+@contextlib.contextmanager
+def quiet(level: int = logging.WARNING) -> Iterator[None]:
+    """Hold ultralytics' logger (which prints to stdout) at `level` or above, for loads and predictions."""
+    logger = logging.getLogger("ultralytics")
+    before = logger.level
+    logger.setLevel(max(before, level))
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
 
 
 def write_settings(folder: Path) -> Path:

@@ -37,7 +37,8 @@ class Detections:
         labels: class label of each box (the class id as text when the model has no labels).
         size: `(width, height)` of the original image.
         source: where the image came from (a path, or `<input 3>`), when known.
-        image: the original image as a uint8 HWC RGB array, kept for `plot()` and `save()`.
+        image: the original image as a uint8 HWC RGB array, for `plot()` and `save()`; None for an image
+            read from a file, which `plot()` reads again (a folder of photos does not stay in memory).
     """
 
     boxes: np.ndarray
@@ -165,11 +166,9 @@ class Detections:
         Raises:
             UnsupportedError: the result holds no image (built from boxes only).
         """
-        from PIL import Image, ImageDraw
+        from PIL import ImageDraw
 
-        if self.image is None:
-            raise UnsupportedError("These detections hold no image to draw on: predict from an image to plot.")
-        canvas = Image.fromarray(self.image).convert("RGB")
+        canvas = self._original()
         draw = ImageDraw.Draw(canvas)
         width = line_width or max(round(sum(self.size) / 2 * 0.003), 2)
         font = _font(font_size or max(round(sum(self.size) / 2 * 0.025), 12))
@@ -184,6 +183,16 @@ class Detections:
             draw.rectangle((x1, ty, x1 + tw + 4, ty + th), fill=color)
             draw.text((x1 + 2, ty + 1 - top), text, fill="white", font=font)
         return canvas
+
+    def _original(self) -> Image.Image:
+        from PIL import Image
+
+        if self.image is not None:
+            return Image.fromarray(self.image).convert("RGB")
+        if self.source and Path(self.source).is_file():
+            with Image.open(self.source) as image:
+                return image.convert("RGB")
+        raise UnsupportedError("These detections hold no image to draw on: predict from an image to plot.")
 
     def save(self, path: str | Path = "runs/detect", *, name: str | None = None) -> Path:
         """Save `plot()` as an image; a folder (existing, or without a suffix) gets the source's file name.

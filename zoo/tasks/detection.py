@@ -12,6 +12,7 @@ import contextlib
 import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import InputError, UnsupportedError
@@ -31,6 +32,7 @@ class ObjectDetection(Task):
     """Object detection with YOLO-style models."""
 
     name = "object-detection"
+    _fused = False  # set once the module's conv + batch-norm pairs are folded (modules with `fuse()`)
 
     def predict(
         self,
@@ -83,10 +85,10 @@ class ObjectDetection(Task):
         module = self.model.module
         module.eval()
         fuse = getattr(module, "fuse", None)
-        if callable(fuse) and not getattr(module, "_zoo_fused", False):
+        if callable(fuse) and not self._fused:
             with contextlib.redirect_stdout(None):  # some hub code prints while fusing
                 fuse()
-            module._zoo_fused = True
+            self._fused = True
 
     def _batch(self, images: list[torch.Tensor], shape: tuple[int, int]) -> tuple[torch.Tensor, list[Letterbox]]:
         import torch
@@ -123,9 +125,10 @@ class ObjectDetection(Task):
         boxes, scores, ids = (t.cpu().numpy() for t in det)
         ids = ids.astype("int64")
         names = tuple(labels[i] if labels and i < len(labels) else str(i) for i in ids.tolist())
-        if image.is_floating_point():
-            image = image.mul(255).round().clamp(0, 255).byte()
-        hwc = image.permute(1, 2, 0).contiguous().cpu().numpy()
+        hwc = None
+        if not isinstance(item.data, Path):  # a file is read again by plot(); other inputs are kept
+            pixels = image.mul(255).round().clamp(0, 255).byte() if image.is_floating_point() else image
+            hwc = pixels.permute(1, 2, 0).contiguous().cpu().numpy()
         return Detections(boxes, scores, ids, names, (image.shape[2], image.shape[1]), item.source, hwc)
 
 

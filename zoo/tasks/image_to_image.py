@@ -88,24 +88,32 @@ class ImageToImage(Task):
         _, h, w = x.shape
         th, tw = (min(work[0], h), min(work[1], w)) if work else (h, w)
         boxes = [(y, x0) for y in tile_starts(h, th, overlap) for x0 in tile_starts(w, tw, overlap)]
-        acc = weight = None
-        scale = 1
-        for start in range(0, len(boxes), batch_size):
-            chunk = boxes[start : start + batch_size]
-            out = self._forward(torch.stack([x[:, y : y + th, x0 : x0 + tw] for y, x0 in chunk]), amp)
-            if acc is None:
-                scale = out.shape[-1] // tw
-                acc = torch.zeros(out.shape[1], h * scale, w * scale, device=out.device)
-                weight = torch.zeros(1, h * scale, w * scale, device=out.device)
-            ramp = _ramp(th * scale, tw * scale, overlap * scale, out.device)
-            for (y, x0), tile_out in zip(chunk, out):
-                acc[:, y * scale : (y + th) * scale, x0 * scale : (x0 + tw) * scale] += tile_out * ramp
-                weight[:, y * scale : (y + th) * scale, x0 * scale : (x0 + tw) * scale] += ramp
-        if acc is None or weight is None:  # pragma: no cover - there is always at least one tile
-            raise UnsupportedError("no tiles")
-        picture = _to_pil(_denormalize(acc / weight.clamp_min(1e-8), spec))
+        blended = self._blend(x, boxes, (th, tw), overlap, batch_size, amp)
+        picture = _to_pil(_denormalize(blended, spec))
         seen = _to_pil(image if image.is_floating_point() else image.float() / 255) if keep else None
         return ImageOutput(picture, source, seen, len(boxes))
+
+    def _blend(self, x: torch.Tensor, boxes: list[tuple[int, int]], tile: tuple[int, int], overlap: int,
+               batch_size: int, amp: bool | None) -> torch.Tensor:  # fmt: skip
+        """The model's output over all tiles of `x`, blended; placed at the output's scale (super-resolution)."""
+        import torch
+
+        th, tw = tile
+        chunks = [boxes[i : i + batch_size] for i in range(0, len(boxes), batch_size)]
+        outs = (
+            self._forward(torch.stack([x[:, y : y + th, x0 : x0 + tw] for y, x0 in chunk]), amp) for chunk in chunks
+        )
+        first = next(outs)
+        scale = first.shape[-1] // tw
+        acc = torch.zeros(first.shape[1], x.shape[1] * scale, x.shape[2] * scale, device=first.device)
+        weight = torch.zeros(1, *acc.shape[1:], device=first.device)
+        ramp = _ramp(th * scale, tw * scale, overlap * scale, first.device)
+        for chunk, out in zip(chunks, (first, *outs)):
+            for (y, x0), tile_out in zip(chunk, out):
+                region = (slice(None), slice(y * scale, (y + th) * scale), slice(x0 * scale, (x0 + tw) * scale))
+                acc[region] += tile_out * ramp
+                weight[region] += ramp
+        return acc / weight.clamp_min(1e-8)
 
     def _forward(self, batch: torch.Tensor, amp: bool | None) -> torch.Tensor:
         import torch

@@ -133,8 +133,9 @@ class SequenceClassification(Task):
 
         module = self.model.module
         module.eval()
+        moved: Any = batch  # PackedSequence.to copies Tensor.to's overloads, which mypy misreads
         with torch.inference_mode():
-            out = module(batch.to(self.model.device))
+            out = module(moved.to(self.model.device))
         return logits_of(out).float()
 
     def _results(self, logits: torch.Tensor, k: int, sources: Sequence[str | None] | None) -> Iterator[Classification]:

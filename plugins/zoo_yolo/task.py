@@ -1,0 +1,142 @@
+"""The ultralytics tasks: zoo decodes the inputs, ultralytics' own predictor letterboxes, runs and post-processes.
+
+One class serves the five ultralytics tasks (detect, segment, classify, pose, obb), so boxes, masks and
+keypoints match what `ultralytics.YOLO(...).predict` gives for the same weights. The predictor runs a
+fused copy of the module (ultralytics fuses Conv+BN on its own copy), rebuilt when the weights change;
+nothing is written anywhere (`save=False`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import chain
+from typing import TYPE_CHECKING, Any
+
+from zoo.errors import InputError
+from zoo.images import collect_images, decode
+from zoo.tasks.base import Task
+from zoo_yolo.build import Arch
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from zoo.model import Model
+    from zoo.results import Classification
+    from zoo_yolo.results import YoloDetections
+
+__all__ = ["UltralyticsTask"]
+
+
+class UltralyticsTask(Task):
+    """Predict (and fine-tune) with an ultralytics model, through ultralytics' predictor and trainer."""
+
+    name = "ultralytics"
+
+    def __init__(self, model: Model) -> None:
+        super().__init__(model)
+        meta = model.spec.meta
+        self.arch = Arch(cfg=meta["yaml"], scale=meta["scale"], task=meta["ultralytics_task"], family=meta["family"])
+        self._predictor: Any = None
+        self._key: tuple[Any, ...] | None = None
+
+    def predict(
+        self,
+        inputs: Any,
+        *,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        size: int | None = None,
+        classes: Sequence[int] | None = None,
+        max_det: int = 300,
+        agnostic: bool = False,
+        batch_size: int = 16,
+        top_k: int = 5,
+    ) -> YoloDetections | Classification | list[Any]:
+        """Detect (segment, estimate poses, classify) objects in images.
+
+        Args:
+            inputs: a path, folder, glob, bytes, PIL image, numpy HWC uint8 RGB array, tensor, or a list.
+            conf: minimum score of a box.
+            iou: IoU above which NMS drops the lower-scored of two boxes.
+            size: inference size (longer side; default 640, 224 for classifiers).
+            classes: keep only these class ids.
+            max_det: at most this many boxes per image.
+            agnostic: NMS across classes.
+            batch_size: images per forward pass.
+            top_k: classes kept per image by a classifier.
+
+        Returns:
+            `YoloDetections` (a zoo `Detections` with masks / keypoints / oriented boxes) or, for a
+            classifier, `Classification`; a list for list-like inputs.
+        """
+        if not 0 <= conf <= 1 or not 0 <= iou <= 1 or max_det < 1 or batch_size < 1 or top_k < 1:
+            raise InputError("conf and iou must be in [0, 1]; max_det, batch_size and top_k at least 1.")
+        from zoo_yolo.results import to_zoo
+        from zoo_yolo.runtime import quiet
+
+        items, is_batch = collect_images(inputs)
+        images = [_rgb(decode(item, 3)) for item in items]
+        predictor = self.predictor()
+        args = predictor.args
+        args.conf, args.iou, args.max_det, args.agnostic_nms = conf, iou, max_det, agnostic
+        args.classes = list(classes) if classes is not None else None
+        args.imgsz = int(size or self.model.spec.meta.get("image_size", 640))
+        args.batch = batch_size
+        labels = self.model.labels
+        results = []
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
+            with quiet():  # ultralytics wants BGR arrays
+                found = predictor(source=[image[:, :, ::-1] for image in chunk], stream=False)
+            for j, result in enumerate(found):
+                item = items[start + j]
+                results.append(to_zoo(result, labels=labels, source=item.source, image=chunk[j], top_k=top_k))
+        return results if is_batch else results[0]
+
+    def predictor(self) -> Any:
+        """ultralytics' predictor for this model, set up on a fused copy of the current weights."""
+        module = self.model.module
+        key = (id(module), str(self.model.device), tuple((id(t), t._version) for t in _tensors(module)))
+        if self._predictor is None or key != self._key:
+            from zoo_yolo.build import task_classes
+            from zoo_yolo.runtime import quiet
+
+            cls = task_classes(self.arch)["predictor"]
+            overrides = {"task": self.arch.task, "mode": "predict", "save": False, "verbose": False,
+                         "device": str(self.model.device), "retina_masks": True}  # fmt: skip
+            predictor = cls(overrides=overrides)
+            labels = self.model.labels or ()
+            module.names = {i: labels[i] if i < len(labels) else str(i) for i in range(_num_classes(module))}
+            with quiet():
+                predictor.setup_model(module, verbose=False)
+            self._predictor, self._key = predictor, key
+        return self._predictor
+
+    def finetune(self, train: Any = None, val: Any = None, *, data: Any = None, **options: Any) -> Model:
+        """Train with ultralytics' trainer (see `zoo_yolo.train.finetune`); returns the model, trained.
+
+        `model.finetune(data="data.yaml", epochs=3, imgsz=640)`; the data can also come first, positionally.
+        """
+        from zoo_yolo.train import finetune
+
+        if val is not None:
+            raise InputError("ultralytics reads the validation split from data.yaml (its `val:` entry): drop val=.")
+        if train is not None and data is not None:
+            raise InputError("Pass the dataset once: finetune(data='data.yaml', ...).")
+        return finetune(self.model, data if data is not None else train, **options)
+
+
+def _tensors(module: Any) -> Any:
+    return chain(module.parameters(), module.buffers())
+
+
+def _num_classes(module: Any) -> int:
+    yaml = getattr(module, "yaml", None) or {}
+    return int(yaml.get("nc", len(getattr(module, "names", {}) or {})))
+
+
+def _rgb(image: Any) -> np.ndarray:
+    """A decoded CHW tensor (uint8, or float in [0, 1]) as a contiguous uint8 HWC RGB array."""
+    if image.is_floating_point():
+        image = image.mul(255).round().clamp(0, 255).byte()
+    return image.permute(1, 2, 0).contiguous().cpu().numpy()
