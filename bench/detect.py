@@ -70,7 +70,7 @@ def stage_shares(model: Any, images: list[Path], rounds: int) -> dict[str, float
     return {name: median(values) for name, values in stages.items()}
 
 
-def reference(kind: str, repo: str | None, images: list[Path]) -> tuple[str, Callable[[list[Path]], Any]]:
+def reference(kind: str, repo: str | None, module: Any) -> tuple[str, Callable[[list[Path]], Any]]:
     """(description, predict function) of the reference pipeline."""
     if kind in ("auto", "yolov5") and repo:
         import torch
@@ -94,17 +94,15 @@ def reference(kind: str, repo: str | None, images: list[Path]) -> tuple[str, Cal
                 )
 
             return "ultralytics YOLO('yolov5nu.yaml') (YOLOv5n size, random init)", run
-    return "plain reimplementation (float letterbox, yolov5 NMS loop), same network", plain_pipeline()
+    return "plain reimplementation (float letterbox, yolov5 NMS loop), same network", plain_pipeline(module)
 
 
-def plain_pipeline() -> Callable[[list[Path]], Any]:
+def plain_pipeline(module: Any) -> Callable[[list[Path]], Any]:
     """The tutorial pipeline written plainly around the same network: what a user would write by hand."""
     import torch
     import torch.nn.functional as F
     import torchvision
     from PIL import Image
-
-    module = native_model().module
 
     def run(paths: list[Path]) -> Any:
         out = []
@@ -139,6 +137,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="images per call for the images/s figure")
     parser.add_argument("--reference", choices=["auto", "yolov5", "ultralytics", "plain"], default="auto")
     parser.add_argument("--yolov5-repo", help="a local clone of ultralytics/yolov5 to use as the reference")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads for both sides (1: steady on shared CPUs)"
+    )
     args = parser.parse_args()
     isolate("detect")
     os.environ["YOLO_OFFLINE"] = "1"
@@ -148,8 +149,9 @@ def main() -> None:
 
     images = [IMAGES / name for name in PHOTOS]
     model = native_model()
-    boxes = check_native(model, images)
-    described, ref = reference(args.reference, args.yolov5_repo, images)
+    boxes = check_native(model, images)  # also fuses conv + batch norm, as the reference pipelines do
+    described, ref = reference(args.reference, args.yolov5_repo, model.module)
+    torch.set_num_threads(args.threads)  # after the reference is built: ultralytics sets its own
     batch = [images[i % 2] for i in range(args.batch)]
     repeat = max(args.repeat, 3)
     latency = interleaved({"zoo native": lambda: model.predict(images[0]), "reference": lambda: ref([images[0]])},

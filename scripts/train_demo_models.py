@@ -127,7 +127,7 @@ def train_lenet5(out: Path, seed: int) -> tuple[Trained, zoo.ImagePreprocess]:
     train(module, lambda i: F.cross_entropy(module(inputs[i]), targets[i]), len(targets), epochs=30, lr=2e-3, seed=seed)
     with torch.inference_mode():
         predicted = module(_lenet_input(x_test, pre)).argmax(1).numpy()
-    path = _save(module, out / "lenet5-digits.safetensors", seed)
+    path = _save(module, out / "lenet5-digits.safetensors")
     return Trained("lenet5:digits", path, int((predicted == y_test).sum()), len(y_test)), pre
 
 
@@ -150,18 +150,19 @@ def train_gru(out: Path, seed: int) -> Trained:
     test_signals, test_labels = waveforms(1000, seed + 1)
     with torch.inference_mode():
         logits = module(pack_sequence([torch.from_numpy(s)[:, None] for s in test_signals], enforce_sorted=False))
-    path = _save(module, out / "gru-waveforms.safetensors", seed)
+    path = _save(module, out / "gru-waveforms.safetensors")
     return Trained(
         "gru_classifier:waveforms", path, int((logits.argmax(1).numpy() == test_labels).sum()), len(test_labels)
     )
 
 
-def _save(module: torch.nn.Module, path: Path, seed: int) -> Path:
+def _save(module: torch.nn.Module, path: Path) -> Path:
     from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {key: tensor.detach().contiguous() for key, tensor in module.state_dict().items()}
-    save_file(state, str(path), metadata={"format": "pt", "recipe": "scripts/train_demo_models.py", "seed": str(seed)})
+    # one metadata key: safetensors writes the metadata map in a per-process hash order
+    save_file(state, str(path), metadata={"format": "pt"})
     return path
 
 

@@ -7,11 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+import zoo
 from zoo.cli import cli
 
 
@@ -87,3 +89,23 @@ def test_predict_random_init_prints_each_input(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == [str(tmp_path / "0.png"), str(tmp_path / "1.png")]
+
+
+@click.command("hello")
+def hello() -> None:
+    """Say hello (a command a test plugin adds)."""
+    click.echo("hello from a plugin")
+
+
+def test_plugin_commands_join_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoo import registry
+
+    plugin = zoo.Plugin("extra")
+    plugin.command("hello", "tests.test_cli:hello")
+    plugin.command("list", "tests.test_cli:hello")  # zoo's own commands win
+    reg = registry.Registry()
+    reg.add_plugin(plugin)
+    monkeypatch.setattr(registry, "_registry", reg)
+    assert CliRunner().invoke(cli, ["hello"]).output == "hello from a plugin\n"
+    assert "Say hello" in CliRunner().invoke(cli, ["--help"]).output
+    assert "hello from a plugin" not in CliRunner().invoke(cli, ["list", "--json"]).output

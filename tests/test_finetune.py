@@ -255,3 +255,14 @@ def test_tensorboard_progress_bar_and_cpu_amp(tiny: dict, tmp_path: Path, capfd:
 def _mkdir(path: Path) -> Path:
     path.mkdir()
     return path
+
+
+@pytest.mark.slow
+def test_compile_option_trains_and_saves_plain_keys(tiny: dict, tmp_path: Path) -> None:
+    """torch.compile on the CPU (inductor builds C++ kernels: about a minute)."""
+    model = zoo.load("tiny", device="cpu")
+    model.finetune(colours(32), epochs=1, batch_size=8, compile=True, out=tmp_path / "run")
+    assert np.isfinite(model.history[0].train_loss)
+    assert not same(weights(model), tiny, ["0.weight"])
+    again = zoo.load(str(tmp_path / "run" / "best.safetensors"), device="cpu")  # no `_orig_mod.` keys
+    assert same(weights(again), weights(model))

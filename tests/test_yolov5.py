@@ -133,7 +133,7 @@ def test_a_pickle_with_a_payload_is_refused(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_catalog_names_and_backends() -> None:
-    assert zoo.list_models("yolov5*") == ["yolov5l", "yolov5m", "yolov5n", "yolov5s", "yolov5x"]
+    assert zoo.list_models("yolov5*", plugin="hub") == ["yolov5l", "yolov5m", "yolov5n", "yolov5s", "yolov5x"]
     spec = zoo.info("yolov5s")
     weights = spec.weights["v7.0"]
     assert weights.url == "https://github.com/ultralytics/yolov5/releases/download/v7.0/yolov5s.pt"

@@ -24,7 +24,7 @@ from zoo.errors import (
 from zoo.model import Model
 from zoo.plugin import Plugin
 from zoo.registry import PluginInfo
-from zoo.results import Classification
+from zoo.results import Classification, Detections, ImageOutput
 from zoo.specs import Artifact, ImagePreprocess, ModelSpec, Weights
 from zoo.tasks.base import Task
 
@@ -32,7 +32,9 @@ __all__ = [
     "Artifact",
     "ChecksumError",
     "Classification",
+    "Detections",
     "DownloadError",
+    "ImageOutput",
     "ImagePreprocess",
     "InputError",
     "Model",

@@ -12,6 +12,7 @@ from zoo.specs import ImagePreprocess, ModelSpec
 if TYPE_CHECKING:
     import torch
 
+    from zoo.hub_upload import HubUpload
     from zoo.tasks.base import Task
     from zoo.train.history import History
 
@@ -135,6 +136,16 @@ class Model:
         from zoo.train import finetune
 
         return finetune(self, train, val, **options)
+
+    def push_to_hub(self, repo_id: str, **options: Any) -> HubUpload:
+        """Upload this model to Hugging Face Hub repo `repo_id` as a zoo checkpoint folder with a model card.
+
+        `zoo.load("hf:" + repo_id)` loads it back. Options: `token`, `private`, `revision`,
+        `commit_message`, `create_pr`; see `zoo.hub_upload.push_to_hub`. Needs `zoo-sdk[hf]`.
+        """
+        from zoo.hub_upload import push_to_hub
+
+        return push_to_hub(self, repo_id, **options)
 
     @property
     def num_parameters(self) -> int:

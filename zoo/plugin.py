@@ -51,6 +51,7 @@ class Plugin:
         self._specs: dict[str, ModelSpec] = {}
         self._schemes: dict[str, SchemeResolver] = {}
         self._tasks: dict[str, str] = {}
+        self._commands: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"Plugin({self.name!r}, models={len(self._specs)})"
@@ -133,6 +134,21 @@ class Plugin:
             return resolver
 
         return decorate
+
+    @property
+    def commands(self) -> Mapping[str, str]:
+        """CLI commands this plugin adds, as `module:attribute` import paths of click commands."""
+        return dict(self._commands)
+
+    def command(self, name: str, target: str) -> None:
+        """Add `zoo NAME` to the command line: the click command at `target` (`"package.cli:group"`).
+
+        The module is imported only when the command runs or `zoo --help` lists commands; zoo's own
+        commands win over a plugin's of the same name.
+        """
+        if ":" not in target or not _PLUGIN_NAME.match(name):
+            raise PluginError(f"Command {name!r} -> {target!r} must look like 'name', 'package.module:command'.")
+        self._commands[name] = target
 
     def task(self, name: str, target: str) -> None:
         """Add a task implemented by the class at `target` (`"package.module:Class"`), imported when used."""

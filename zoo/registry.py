@@ -7,6 +7,7 @@ its state is kept in `PluginInfo` for `zoo plugins` to show.
 from __future__ import annotations
 
 import difflib
+import importlib
 import fnmatch
 import logging
 import threading
@@ -87,6 +88,7 @@ class Registry:
     _by_name: dict[str, list[ModelSpec]] = field(default_factory=dict, init=False, repr=False)
     _schemes: dict[str, SchemeResolver] = field(default_factory=dict, init=False, repr=False)
     _tasks: dict[str, str] = field(default_factory=lambda: dict(CORE_TASKS), init=False, repr=False)
+    _commands: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def discover(cls, entry_points: Iterable[metadata.EntryPoint] | None = None) -> Registry:
@@ -128,6 +130,8 @@ class Registry:
             self._schemes.setdefault(prefix, resolver)
         for task, target in plugin.tasks.items():
             self._tasks.setdefault(task, target)
+        for name, target in plugin.commands.items():
+            self._commands.setdefault(name, target)
         self.infos[key] = PluginInfo(
             key, "ok", source, version, description=plugin.description, models=len(plugin.specs)
         )
@@ -199,6 +203,21 @@ class Registry:
         except KeyError:
             known = ", ".join(sorted(self._tasks))
             raise PluginError(f"No plugin implements task {task!r}. Known tasks: {known}.") from None
+
+    def command_names(self) -> list[str]:
+        """Names of the CLI commands plugins add."""
+        return sorted(self._commands)
+
+    def command(self, name: str) -> Any:
+        """The click command a plugin adds under `name`, imported now; None when no plugin adds one."""
+        target = self._commands.get(name)
+        if target is None:
+            return None
+        module_name, _, attr = target.partition(":")
+        try:
+            return getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise PluginError(f"Command {name!r} cannot be imported from {target!r}: {exc}") from exc
 
     def resolve(self, name: str | ModelName) -> tuple[ModelSpec, str | None]:
         """Find the spec and canonical weights tag for a model name.

@@ -30,8 +30,8 @@ MNIST = ImagePreprocess(resize=32, crop=32, mean=(0.1307,), std=(0.3081,), chann
 
 LENET5_DIGITS = Weights(
     url=f"{_PKG}/lenet5-digits.safetensors",
-    sha256="a56e6eb588f160ac4122eb86b999f19cc76331a7ce9805e82039d492e8cda2a5",
-    size=247640,
+    sha256="7dd5206e29d9959d3a4df81fbac737cc93d83219b58717ee670ff44603116e99",
+    size=247592,
     format="safetensors",
     license="BSD-3-Clause",
     labels=DIGITS_LABELS,
@@ -43,8 +43,8 @@ LENET5_DIGITS = Weights(
 
 GRU_WAVEFORMS = Weights(
     url=f"{_PKG}/gru-waveforms.safetensors",
-    sha256="ee7b40278859de0443b5a249f9f87e1b324f587c12b9a858a1cc3f328d51cba1",
-    size=28784,
+    sha256="2c89255e5be495c89963194f84d7d758e4a04acd027abfa4c4982a9bbbe74b02",
+    size=28736,
     format="safetensors",
     license="BSD-3-Clause",
     labels=WAVEFORMS_LABELS,

@@ -7,7 +7,7 @@ store. Importing this module never imports torch.
 
 from __future__ import annotations
 
-from zoo.plugin import Plugin
+from zoo import Plugin
 from zoo_hub import animegan2, yolov5
 from zoo_hub.loader import load_entry
 from zoo_hub.scheme import TASK, resolve
@@ -17,5 +17,6 @@ __all__ = ["load_entry", "plugin"]
 plugin = Plugin("hub", description="torch.hub repos (trusted, isolated, cached), YOLOv5 and AnimeGAN2")
 plugin.scheme("hub")(resolve)
 plugin.task(TASK, "zoo_hub.task:HubModule")
+plugin.command("hub", "zoo_hub.cli:hub_cmd")
 yolov5.declare(plugin)
 animegan2.declare(plugin)

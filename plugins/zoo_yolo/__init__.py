@@ -58,7 +58,7 @@ def _spec(name: str, entry: Mapping[str, Any], catalog: Mapping[str, Any]) -> Mo
             builder_kwargs={"num_classes": len(labels)},
             meta={"note": "upstream publishes no hash: the full sha256 is recorded at first download"},
         )
-    trained = f"{_DATA[entry['labels']]}, {len(labels)} classes"
+    trained = f"{_DATA[entry['labels']]}, {len(labels)} classes" + ("" if weights else "; no released weights")
     return ModelSpec(
         name=name,
         task=TASKS[entry["task"]],
@@ -67,10 +67,15 @@ def _spec(name: str, entry: Mapping[str, Any], catalog: Mapping[str, Any]) -> Mo
         labels=labels,
         weights=weights,
         default_weights=next(iter(weights), None),
-        description=f"ultralytics {name} {_WHAT[entry['task']]} ({trained}{'' if weights else '; no released weights'})",
+        description=f"ultralytics {name} {_WHAT[entry['task']]} ({trained})",
         defaults={"num_classes": len(labels), "channels": 3},
-        meta={"family": entry["family"], "ultralytics_task": entry["task"], "yaml": entry["cfg"],
-              "scale": entry["scale"], "image_size": 224 if entry["task"] == "classify" else 640},  # fmt: skip
+        meta={
+            "family": entry["family"],
+            "ultralytics_task": entry["task"],
+            "yaml": entry["cfg"],
+            "scale": entry["scale"],
+            "image_size": 224 if entry["task"] == "classify" else 640,
+        },
         state_dict_hook=fp32_hook,
     )
 

@@ -15,7 +15,24 @@ __all__ = ["cli", "main"]
 
 
 class ZooGroup(click.Group):
-    """A click group that turns `ZooError` into `error: <message>` and exit code 1, in one place."""
+    """A click group that turns `ZooError` into `error: <message>` and exit code 1, in one place.
+
+    Besides its own commands it offers those plugins add with `Plugin.command`, found only when a name
+    is not one of its own (so `zoo list` does not pay for them).
+    """
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        from zoo.registry import get_registry
+
+        return get_registry().command(cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from zoo.registry import get_registry
+
+        return sorted({*super().list_commands(ctx), *get_registry().command_names()})
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -47,8 +64,7 @@ COMMANDS = [
     "zoo.cli.cache:cache_group",
     "zoo.cli.convert:convert_cmd",
     "zoo.cli.finetune:finetune_cmd",
-    "zoo.cli.hub:hub_cmd",
-    "zoo.cli.hub:trust_cmd",
+    "zoo.cli.trust:trust_cmd",
 ]
 
 

@@ -1,4 +1,4 @@
-"""`zoo hub ls`, `zoo hub help` and `zoo trust`: read hub repos without running them, and trust them."""
+"""`zoo hub ls` and `zoo hub help`: read torch.hub repos without running them (a command this plugin adds)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 import click
 
 from zoo.cli.render import echo_json, table
-from zoo.errors import ZooError
 
 if TYPE_CHECKING:
     from zoo_hub.hubconf import HubConf
@@ -16,12 +15,10 @@ if TYPE_CHECKING:
 
 def _hubconf(repo: str) -> tuple[HubRepo, HubConf]:
     """The located repo and its statically read hubconf (imports the hub plugin's readers)."""
-    try:
-        from zoo_hub.hubconf import read_hubconf
-        from zoo_hub.names import parse_repo
-        from zoo_hub.repo import locate
-    except ImportError as exc:  # pragma: no cover - the plugin ships with zoo
-        raise ZooError(f"The hub plugin is not installed ({exc}): reinstall zoo-sdk.") from exc
+    from zoo_hub.hubconf import read_hubconf
+    from zoo_hub.names import parse_repo
+    from zoo_hub.repo import locate
+
     found = locate(parse_repo(repo))
     return found, read_hubconf(found.root)
 
@@ -64,24 +61,3 @@ def hub_help(repo: str, entry: str) -> None:
     found = conf.entry(entry)
     click.echo(f"{found.name}({found.signature})")
     click.echo(found.doc or "(no docstring)")
-
-
-@click.command("trust")
-@click.argument("entries", nargs=-1)
-@click.option("--remove", is_flag=True, help="Remove the entries instead of adding them.")
-@click.option("--list", "show", is_flag=True, help="List the trust rules in force and where they come from.")
-def trust_cmd(entries: tuple[str, ...], remove: bool, show: bool) -> None:
-    """Trust hub repos: ENTRIES are owner/repo (any commit), owner/repo@SHA (that commit) or folders."""
-    from zoo import trust
-
-    if not entries and not show:
-        raise ZooError("Name a repo to trust (owner/repo or owner/repo@sha), or pass --list.")
-    for entry in entries:
-        if remove:
-            gone = trust.remove(entry)
-            click.echo(f"{'removed' if gone else 'not in the trust file'}: {entry}")
-        else:
-            click.echo(f"trusted: {trust.add(entry)} (in {trust.trust_file()})")
-    if show:
-        rows = [(str(rule), rule.source) for rule in trust.rules()]
-        table(None, ["trusted", "from"], rows) if rows else click.echo("nothing is trusted")

@@ -1,0 +1,54 @@
+"""Hugging Face Hub models as zoo models: `hf:org/repo[@revision]`.
+
+- repos holding a zoo checkpoint (`model.push_to_hub(repo_id)`, or `model.save(folder)` uploaded) load as the
+  model they hold, with its labels, preprocessing and training summary;
+- timm models (`hf:timm/resnet50.a1_in1k`) when timm is installed (`pip install "zoo-sdk[timm]"`), with
+  timm's preprocessing and labels;
+- `PyTorchModelHubMixin` repos with the class passed: `zoo.load("hf:org/repo", model_class=MyNet)`.
+
+Files come through the zoo store's `hf:` source, pinned to the commit the revision points to, cached
+under the zoo root (huggingface_hub's own cache layout), and load offline once cached. Importing this
+never imports torch or huggingface_hub.
+"""
+
+from __future__ import annotations
+
+from zoo.plugin import Plugin
+from zoo.specs import ModelSpec
+from zoo_hf.mixin import build_mixin
+from zoo_hf.scheme import resolve
+from zoo_hf.timm_models import build_timm
+
+__all__ = ["MIXIN_SPEC", "MIXIN_TASK", "TIMM_SPEC", "plugin"]
+
+MIXIN_TASK = "pytorch-module"
+
+plugin = Plugin(
+    "hf", description="Hugging Face Hub repos (hf:org/repo[@rev]): zoo checkpoints, timm, PyTorchModelHubMixin"
+)
+plugin.scheme("hf")(resolve)
+plugin.task(MIXIN_TASK, "zoo_hf.task:RawForward")
+
+#: The spec of timm models: `hf:timm/...` names fill in the weights; a saved fine-tuned timm model reloads by path.
+TIMM_SPEC = plugin.add(
+    ModelSpec(
+        name="timm",
+        task="image-classification",
+        builder=build_timm,
+        plugin=plugin.name,
+        description="a timm image classifier; load one by name: hf:timm/<model>",
+        defaults={"architecture": "", "num_classes": 1000},
+        meta={"family": "timm"},
+    )
+)
+#: The spec of PyTorchModelHubMixin models: `hf:org/repo` names fill in the weights and config.
+MIXIN_SPEC = plugin.add(
+    ModelSpec(
+        name="mixin",
+        task=MIXIN_TASK,
+        builder=build_mixin,
+        plugin=plugin.name,
+        description="a PyTorchModelHubMixin model; load one by name: hf:org/repo, model_class=MyNet",
+        meta={"family": "huggingface_hub"},
+    )
+)

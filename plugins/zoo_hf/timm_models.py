@@ -1,0 +1,128 @@
+"""timm models from the Hub (`hf:timm/resnet50.a1_in1k`): their config.json read into a builder's arguments,
+zoo preprocessing (timm's eval transform as data) and class labels."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from zoo.errors import UnsupportedError
+from zoo.specs import ImagePreprocess
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["TIMM_HINT", "TimmConfig", "build_timm", "is_timm_config", "parse_timm_config"]
+
+TIMM_HINT = 'pip install "zoo-sdk[timm]"'
+_INTERPOLATIONS = {"bilinear", "bicubic", "nearest"}
+
+
+@dataclass(frozen=True)
+class TimmConfig:
+    """What a timm `config.json` says.
+
+    Attributes:
+        architecture: the timm model name (`resnet50`).
+        num_classes: classes of the head.
+        model_args: other arguments timm builds the model with.
+        pretrained_cfg: timm's pretrained config (input size, crop, mean, std, labels, ...).
+        labels: class labels when the config names them, else None.
+    """
+
+    architecture: str
+    num_classes: int
+    model_args: Mapping[str, Any] = field(default_factory=dict)
+    pretrained_cfg: Mapping[str, Any] = field(default_factory=dict)
+    labels: tuple[str, ...] | None = None
+
+
+def is_timm_config(config: Mapping[str, Any]) -> bool:
+    """True for a config.json that timm wrote (`architecture`, with or without `pretrained_cfg`)."""
+    return isinstance(config.get("architecture"), str) and "zoo" not in config
+
+
+def parse_timm_config(config: Mapping[str, Any]) -> TimmConfig:
+    """Read a timm config.json (current layout, or the older single-dict one)."""
+    pretrained = dict(config.get("pretrained_cfg") or {k: v for k, v in config.items() if k != "architecture"})
+    num_classes = int(config.get("num_classes", pretrained.get("num_classes", 1000)))
+    return TimmConfig(
+        architecture=str(config["architecture"]),
+        num_classes=num_classes,
+        model_args=dict(config.get("model_args") or {}),
+        pretrained_cfg=pretrained,
+        labels=_config_labels(config, pretrained, num_classes),
+    )
+
+
+def _config_labels(config: Mapping[str, Any], pretrained: Mapping[str, Any], count: int) -> tuple[str, ...] | None:
+    """`label_names` (a list, or a dict by class index), described by `label_descriptions` where given."""
+    names = config.get("label_names") or pretrained.get("label_names") or pretrained.get("labels")
+    if isinstance(names, Mapping):
+        names = [names[k] for k in sorted(names, key=int)]
+    if not names or len(names) != count:
+        return None
+    described = config.get("label_descriptions") or pretrained.get("label_descriptions") or {}
+    return tuple(str(described.get(name, name)) if isinstance(described, Mapping) else str(name) for name in names)
+
+
+def require_timm() -> None:
+    """Raise a clear error when timm is not installed."""
+    if importlib.util.find_spec("timm") is None:
+        raise UnsupportedError(f"hf: timm models need timm: {TIMM_HINT}.")
+
+
+def timm_labels(parsed: TimmConfig) -> tuple[str, ...] | None:
+    """The config's labels, else the ImageNet class names timm knows for a 1k/21k/11k-class head."""
+    if parsed.labels is not None:
+        return parsed.labels
+    require_timm()
+    from timm.data import ImageNetInfo, infer_imagenet_subset
+
+    subset = infer_imagenet_subset({**parsed.pretrained_cfg, "num_classes": parsed.num_classes})
+    if subset is None:
+        return None
+    names = ImageNetInfo(subset).label_descriptions()
+    return tuple(name.split(",")[0].strip() for name in names) if len(names) == parsed.num_classes else None
+
+
+def timm_preprocess(pretrained_cfg: Mapping[str, Any]) -> ImagePreprocess:
+    """timm's eval transform (resize to size / crop_pct, center crop, normalize) as zoo preprocessing."""
+    channels, height, width = (int(v) for v in pretrained_cfg.get("input_size", (3, 224, 224)))
+    crop_pct = float(pretrained_cfg.get("crop_pct") or 0.875)
+    interpolation = str(pretrained_cfg.get("interpolation") or "bicubic")
+    if pretrained_cfg.get("crop_mode", "center") == "squash" or height != width:
+        resize: int | tuple[int, int] = (math.floor(height / crop_pct), math.floor(width / crop_pct))
+    else:
+        resize = math.floor(height / crop_pct)
+    mean = tuple(float(v) for v in pretrained_cfg.get("mean", (0.485, 0.456, 0.406)))
+    std = tuple(float(v) for v in pretrained_cfg.get("std", (0.229, 0.224, 0.225)))
+    return ImagePreprocess(
+        resize=resize,
+        crop=(height, width) if height != width else height,
+        mean=mean,
+        std=std,
+        interpolation=interpolation if interpolation in _INTERPOLATIONS else "bicubic",
+        channels=1 if channels == 1 else 3,
+    )
+
+
+def build_timm(architecture: str = "", num_classes: int = 1000, **model_args: Any) -> torch.nn.Module:
+    """A timm model (random init; zoo loads the weights), as timm's `create_model` builds it.
+
+    Args:
+        architecture: the timm model name.
+        num_classes: classes of the head.
+        **model_args: other arguments the model was saved with.
+    """
+    require_timm()
+    if not architecture:
+        raise UnsupportedError(
+            "A timm model needs its architecture: load one by name, zoo.load('hf:timm/resnet18.a1_in1k')."
+        )
+    import timm
+
+    return timm.create_model(architecture, pretrained=False, num_classes=num_classes, **model_args)
