@@ -36,10 +36,17 @@ CALLS = 200
 
 
 def tiny_overhead(repeat: int) -> dict[str, float]:
-    """zoo's fixed cost per predict call (µs): predict minus the raw forward on a microsecond-scale model."""
+    """zoo's fixed cost per predict call (µs): predict minus the raw forward on a microsecond-scale model.
+
+    Runs on one thread: on a busy machine, multi-threaded tiny ops wait on each other for milliseconds,
+    which would hide the Python overhead this is about.
+    """
     import torch
 
     import zoo
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
 
     @zoo.register("bench-tiny", task="image-classification")
     def tiny() -> torch.nn.Module:
@@ -51,14 +58,17 @@ def tiny_overhead(repeat: int) -> dict[str, float]:
     def calls(fn: Any) -> Any:
         return lambda: [fn() for _ in range(CALLS)]
 
-    times = interleaved(
-        {
-            "predict": calls(lambda: model.predict(batch, preprocess=False)),
-            "forward": calls(lambda: raw_forward(model.module, batch)),
-        },
-        repeat,
-        warmup=1,
-    )
+    try:
+        times = interleaved(
+            {
+                "predict": calls(lambda: model.predict(batch, preprocess=False)),
+                "forward": calls(lambda: raw_forward(model.module, batch)),
+            },
+            repeat,
+            warmup=1,
+        )
+    finally:
+        torch.set_num_threads(threads)
     predict_us, forward_us = (median(times[k]) / CALLS * 1e6 for k in ("predict", "forward"))
     return {
         "predict_us": round(predict_us, 1),
@@ -117,7 +127,7 @@ def main() -> None:
     tiny = tiny_overhead(9)
     print(f"\n  median of per-round ratios: {paired}")
     print(
-        f"  zoo's fixed cost per predict call (tiny linear model, batch {BATCH}): {tiny['overhead_us']} µs "
+        f"  zoo's fixed cost per predict call (tiny linear model, batch {BATCH}, 1 thread): {tiny['overhead_us']} µs "
         f"({tiny['predict_us']} µs predict vs {tiny['forward_us']} µs forward), "
         f"{tiny['overhead_us'] / 1e4 / anchor:.3f}% of one resnet18 forward here"
     )

@@ -1,6 +1,7 @@
 """Run every benchmark (or those named), each in a fresh interpreter, and sum up their ratios.
 
-Usage: `python bench/run_all.py [startup load predict images gpu_predict]`. Each benchmark's own table
+Usage: `python bench/run_all.py [NAME ...]`. Every `bench/*.py` except `run_all.py` and `_*.py` is a
+benchmark; the core ones run first, in the order of `CORE`. Each benchmark's own table
 is shown as it runs; at the end comes a summary table and one JSON line with every benchmark's result.
 Exits 1 when a benchmark failed (crashed, or a correctness check in it did not hold); a missed timing
 goal is reported, not failed.
@@ -19,7 +20,13 @@ from typing import Any
 from _common import print_table
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ("startup", "load", "predict", "images", "gpu_predict")
+CORE = ("startup", "load", "predict", "images", "gpu_predict")
+
+
+def benchmarks() -> list[str]:
+    """Names of the benchmark scripts beside this one: the core ones first, then the others sorted."""
+    found = {p.stem for p in HERE.glob("*.py") if not p.stem.startswith("_") and p.stem != "run_all"}
+    return [name for name in CORE if name in found] + sorted(found - set(CORE))
 
 
 def run(name: str) -> tuple[dict[str, Any] | None, float]:
@@ -61,19 +68,21 @@ def headline(result: dict[str, Any] | None) -> str:
         return f"zoo {result['speedup_vs_tutorial']} x tutorial images/s"
     if bench == "gpu_predict":
         return ", ".join(f"{g['value']} x {k} (goal >= {g['goal']})" for k, g in result["goals"].items())
-    return ""
+    goals = [result["goal"]] if isinstance(result.get("goal"), dict) else list(result.get("goals", {}).values())
+    return ", ".join(f"{g.get('value')} ({'ok' if g.get('met') else 'MISSED'})" for g in goals) or "done"
 
 
 def main() -> None:
     """Run the benchmarks, print the summary and the JSON line; exit 1 if one failed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    known = benchmarks()
     parser.add_argument(
-        "names", nargs="*", metavar="NAME", help=f"benchmarks to run: {', '.join(BENCHES)} (default: all)"
+        "names", nargs="*", metavar="NAME", help=f"benchmarks to run: {', '.join(known)} (default: all)"
     )
-    names = parser.parse_args().names or list(BENCHES)
-    unknown = sorted(set(names) - set(BENCHES))
+    names = parser.parse_args().names or known
+    unknown = sorted(set(names) - set(known))
     if unknown:
-        parser.error(f"unknown benchmark {', '.join(unknown)}: choose from {', '.join(BENCHES)}")
+        parser.error(f"unknown benchmark {', '.join(unknown)}: choose from {', '.join(known)}")
     results = {}
     rows = []
     for name in names:

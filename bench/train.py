@@ -132,10 +132,14 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224, help="training crop size")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers, both sides")
     parser.add_argument("--repeat", type=int, default=3, help="timed epochs per case (median taken)")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own)")
     args = parser.parse_args()
     args.images = max(args.batch_size, args.images // args.batch_size * args.batch_size)  # full batches only
     tmp = isolate("train")
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     data = image_folder(tmp, args.images)
     figures: dict[str, Any] = {"cpu": section("cpu", data, args)}

@@ -55,7 +55,30 @@ def main() -> int:
         model = zoo.load("resnet18:none")
         image = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
         print(f"  {model}: {model.predict(image, top_k=3)} (random weights: labels are meaningless)")
+    shipped_weights(zoo)
     return 0
+
+
+def shipped_weights(zoo) -> None:
+    """The demo weights that ship inside zoo: real predictions with no network and no cache."""
+    import numpy as np
+
+    step("Weights shipped inside the package: lenet5:digits and gru_classifier:waveforms")
+    try:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        images = list((digits.images[-8:] * 255 / 16).astype(np.uint8))  # 8x8 digits, bright ink on black
+        read = [r.label for r in zoo.load("lenet5:digits").predict(images, top_k=1)]
+        print(f"  scikit-learn digits {''.join(map(str, digits.target[-8:]))} read as {''.join(read)}")
+    except ImportError:
+        print("  (scikit-learn is not installed: skipping the digits)")
+    steps = np.arange(40)
+    waves = {"sine": np.sin(2 * np.pi * steps / 10), "square": np.where(steps % 12 < 6, 1.0, -1.0)}
+    waves["sawtooth"] = (steps[:25] % 9) / 4.5 - 1  # shorter: a list of any lengths is packed, not padded
+    results = zoo.load("gru_classifier:waveforms").predict(list(waves.values()), top_k=1)
+    for (name, wave), result in zip(waves.items(), results):
+        print(f"  a {name} wave of {len(wave)} steps: {result.label} ({result.score:.2f})")
 
 
 if __name__ == "__main__":

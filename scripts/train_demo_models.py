@@ -19,21 +19,19 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_sequence
-from zoo_custom import gru_classifier, lenet5
 
 import zoo
 from zoo.images import preprocess_batch
+from zoo_custom import GRU_WAVEFORMS, LENET5_DIGITS, WAVEFORMS_LABELS, gru_classifier, lenet5
 
 ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = ROOT / "plugins" / "zoo_custom" / "weights"
-WAVEFORMS = ("sine", "square", "sawtooth", "triangle")
-GRU_KWARGS = {"num_classes": 4, "input_size": 1, "hidden_size": 32, "num_layers": 1, "bidirectional": True}
+WAVEFORMS = WAVEFORMS_LABELS  # sine, square, sawtooth, triangle
 
 
 @dataclass(frozen=True)
@@ -113,7 +111,7 @@ def train(
     module.eval()
 
 
-def train_lenet5(out: Path, seed: int) -> tuple[Trained, zoo.ImagePreprocess]:
+def train_lenet5(out: Path, seed: int) -> Trained:
     """LeNet5 on the digits; the inputs go through zoo's preprocessing with the training set's mean and std."""
     x_train, y_train, x_test, y_test = digits_split(seed)
     raw = zoo.ImagePreprocess(resize=32, crop=32, mean=(0.0,), std=(1.0,), channels=1)
@@ -123,12 +121,14 @@ def train_lenet5(out: Path, seed: int) -> tuple[Trained, zoo.ImagePreprocess]:
     )
     inputs, targets = _lenet_input(x_train, pre), torch.from_numpy(y_train)
     torch.manual_seed(seed)
-    module = lenet5(num_classes=10, in_channels=1)
+    module = lenet5(**LENET5_DIGITS.builder_kwargs)
     train(module, lambda i: F.cross_entropy(module(inputs[i]), targets[i]), len(targets), epochs=30, lr=2e-3, seed=seed)
     with torch.inference_mode():
         predicted = module(_lenet_input(x_test, pre)).argmax(1).numpy()
     path = _save(module, out / "lenet5-digits.safetensors")
-    return Trained("lenet5:digits", path, int((predicted == y_test).sum()), len(y_test)), pre
+    same = "matches the catalog" if pre == LENET5_DIGITS.preprocess else "DIFFERS from plugins/zoo_custom/__init__.py"
+    notes = f"preprocess mean {pre.mean} std {pre.std} ({same})"
+    return Trained("lenet5:digits", path, int((predicted == y_test).sum()), len(y_test), notes)
 
 
 def _lenet_input(images: np.ndarray, pre: zoo.ImagePreprocess) -> torch.Tensor:
@@ -140,7 +140,7 @@ def train_gru(out: Path, seed: int) -> Trained:
     signals, labels = waveforms(2000, seed)
     sequences, targets = [torch.from_numpy(s)[:, None] for s in signals], torch.from_numpy(labels)
     torch.manual_seed(seed)
-    module = gru_classifier(**GRU_KWARGS)
+    module = gru_classifier(**GRU_WAVEFORMS.builder_kwargs)  # the architecture the catalog declares
 
     def loss(indices: torch.Tensor) -> torch.Tensor:
         batch = pack_sequence([sequences[i] for i in indices.tolist()], enforce_sorted=False)
@@ -166,7 +166,7 @@ def _save(module: torch.nn.Module, path: Path) -> Path:
     return path
 
 
-def report(result: Trained, declared: Any) -> None:
+def report(result: Trained, declared: zoo.Weights) -> None:
     """Print accuracy, file facts, and whether the file is the one the catalog declares."""
     data = result.path.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
@@ -184,13 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # the order of float reductions must not depend on the machine's cores
     torch.use_deterministic_algorithms(True)
-    from zoo_custom import GRU_WAVEFORMS, LENET5_DIGITS
-
-    lenet, pre = train_lenet5(args.out, args.seed)
-    report(
-        Trained(lenet.tag, lenet.path, lenet.correct, lenet.total, f"preprocess mean {pre.mean} std {pre.std}"),
-        LENET5_DIGITS,
-    )
+    report(train_lenet5(args.out, args.seed), LENET5_DIGITS)
     report(train_gru(args.out, args.seed), GRU_WAVEFORMS)
     return 0
 

@@ -238,3 +238,18 @@ def test_mixin_repo_loads_with_the_class_passed(hub: HubServer, tmp_path: Path) 
         assert torch.equal(model.predict(x), reference(x).detach())
     with pytest.raises(zoo.InputError, match="not a torch.nn.Module"):
         zoo.load("hf:org/mixin", model_class="json:dumps")
+
+
+def test_without_huggingface_hub_the_error_names_the_extra() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['huggingface_hub'] = None\n"
+        "import zoo\n"
+        "try:\n    zoo.load('hf:org/repo')\nexcept zoo.UnsupportedError as exc:\n    print(exc)\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "0"}  # online: the library is needed to reach the Hub
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True)
+    assert 'pip install "zoo-sdk[hf]"' in out.stdout

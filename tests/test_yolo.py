@@ -248,3 +248,22 @@ def torch_equal(a, b) -> bool:  # noqa: ANN001 - tensors
     import torch
 
     return bool(torch.equal(a.float(), b.float()))
+
+
+def test_without_ultralytics_the_error_names_the_extra() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["ultralytics"] = None  # as if it were not installed
+        import zoo
+        print(len(zoo.list_models(plugin="ultralytics")))
+        try:
+            zoo.load("yolov8n:none", device="cpu")
+        except zoo.UnsupportedError as exc:
+            print(exc)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    count, message = out.stdout.strip().splitlines()[-2:]
+    assert int(count) > 100  # the catalog is listed all the same
+    assert 'pip install "zoo-sdk[yolo]"' in message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -82,10 +83,23 @@ def load_spec(spec: ModelSpec, tag: str | None, *, device: str | torch.device | 
         weights=tag,
         device=target,
         labels=labels if labels is not None else _labels(spec, tag, builder_kwargs),
-        preprocess=spec.preprocess_for(tag),
+        preprocess=_preprocess(spec.preprocess_for(tag), builder_kwargs),
         builder_kwargs=builder_kwargs,
         weights_sha256=entry.sha256 if entry else None,
     )
+
+
+def _preprocess(preprocess: ImagePreprocess | None, kwargs: Mapping[str, Any]) -> ImagePreprocess | None:
+    """The spec's preprocessing, its channels following an `in_channels` builder argument (1 or 3)."""
+    channels = kwargs.get("in_channels")
+    if preprocess is None or channels not in (1, 3) or channels == preprocess.channels:
+        return preprocess
+    mean, std = preprocess.mean, preprocess.std
+    if channels == 1:  # RGB statistics averaged to one gray channel
+        mean, std = (sum(mean) / len(mean),), (sum(std) / len(std),)
+    elif len(mean) == 1:
+        mean, std = mean * 3, std * 3
+    return replace(preprocess, mean=mean, std=std, channels=channels)
 
 
 def _label_kwargs(kwargs: Mapping[str, Any]) -> tuple[tuple[str, ...] | None, dict[str, Any]]:

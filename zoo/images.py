@@ -249,5 +249,8 @@ def preprocess_batch(images: Sequence[torch.Tensor], spec: ImagePreprocess, devi
             f"Images of different sizes {sorted(shapes)} cannot be batched: this model's preprocessing has no crop; "
             f"use batch_size=1."
         )
-    batch = torch.stack([F.to_dtype(t, torch.float32, scale=True) for t in out])
+    if all(t.dtype == torch.uint8 for t in out):  # one conversion for the batch: the same numbers, faster
+        batch = F.to_dtype(torch.stack(out), torch.float32, scale=True)
+    else:
+        batch = torch.stack([F.to_dtype(t, torch.float32, scale=True) for t in out])
     return F.normalize(batch, mean=list(spec.mean), std=list(spec.std))

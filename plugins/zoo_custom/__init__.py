@@ -73,7 +73,7 @@ def _declare(
             preprocess=preprocess,
             weights=dict(weights or {}),
             default_weights=None,
-            description=inspect.getdoc(builder).splitlines()[0],
+            description=(inspect.getdoc(builder) or builder.__name__).splitlines()[0],
             defaults={p.name: p.default for p in params if p.default is not inspect.Parameter.empty},
             meta={"family": "tutorial"},
         )

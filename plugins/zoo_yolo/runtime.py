@@ -61,10 +61,11 @@ def ultralytics_module() -> ModuleType:
         write_settings(folder)
     install_fonts(folder)
     if "ultralytics.utils" not in sys.modules:
-        if importlib.util.find_spec("ultralytics") is None:
-            raise UnsupportedError(f"ultralytics models need the ultralytics package: {INSTALL_HINT}.")
-        with _no_dns_probe():
-            import ultralytics.utils  # noqa: F401 - runs its import-time setup now, offline
+        try:
+            with _no_dns_probe():
+                import ultralytics.utils  # noqa: F401 - runs its import-time setup now, offline
+        except ImportError as exc:
+            raise UnsupportedError(f"ultralytics models need the ultralytics package ({exc}): {INSTALL_HINT}.") from exc
     import ultralytics
     from ultralytics.utils import USER_CONFIG_DIR
 

@@ -23,7 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from zoo import settings
@@ -175,12 +175,32 @@ class PackageSource(Source):
                 f"{url}: the package {dist_name!r} is not installed: `pip install {dist_name}`."
             ) from None
         shipped = {str(f) for f in dist.files or ()}
-        if shipped and rel not in shipped:
-            raise DownloadError(f"{url}: {dist_name} {dist.version} does not ship {rel!r}.")
         path = Path(str(dist.locate_file(rel)))
+        if shipped and rel not in shipped:
+            editable = _editable_file(dist, parts)
+            if editable is None:
+                raise DownloadError(f"{url}: {dist_name} {dist.version} does not ship {rel!r}.")
+            path = editable
         if not path.is_file():
             raise DownloadError(f"{url}: {path} is missing from the installed {dist_name}.")
         return path
+
+
+def _editable_file(dist: Any, parts: tuple[str, ...]) -> Path | None:
+    """The file `parts` of an editable install, found through the import system (its RECORD lists no package files)."""
+    import importlib.util
+    import json
+
+    try:
+        editable = json.loads(dist.read_text("direct_url.json") or "{}").get("dir_info", {}).get("editable", False)
+    except (ValueError, AttributeError):
+        return None
+    spec = importlib.util.find_spec(parts[0]) if editable and parts[0].isidentifier() else None
+    for root in (spec.submodule_search_locations or ()) if spec is not None else ():
+        path = Path(root, *parts[1:])
+        if path.is_file():
+            return path
+    return None
 
 
 #: Source classes by URL scheme; a string is imported when first used (`module:Class`).

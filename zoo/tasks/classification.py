@@ -65,14 +65,17 @@ class ImageClassification(Task):
     def _predict_tensor(self, inputs: Any, top_k: int, batch_size: int, amp: bool | None) -> Any:
         import torch
 
-        if not isinstance(inputs, torch.Tensor) or inputs.ndim not in (3, 4) or not inputs.is_floating_point():
-            raise InputError("preprocess=False takes a float tensor of model input, shaped CHW or NCHW.")
-        batch = inputs if inputs.ndim == 4 else inputs.unsqueeze(0)
+        if not isinstance(inputs, torch.Tensor) or inputs.ndim not in (1, 2, 3, 4) or not inputs.is_floating_point():
+            raise InputError(
+                "preprocess=False takes a float tensor of model input: CHW or NCHW, or (F,) / (N, F) features."
+            )
+        single = inputs.ndim in (1, 3)  # one CHW image or one feature vector
+        batch = inputs.unsqueeze(0) if single else inputs
         results: list[Classification] = []
         for start in range(0, batch.shape[0], batch_size):
             logits = self._forward(batch[start : start + batch_size], amp)
             results.extend(self._results(logits, top_k, [None] * logits.shape[0]))
-        return results if inputs.ndim == 4 else results[0]
+        return results[0] if single else results
 
     def _decode(self, chunk: Sequence[ImageItem], channels: int) -> list[torch.Tensor]:
         device = self.model.device
@@ -88,7 +91,7 @@ class ImageClassification(Task):
         module.eval()
         batch = batch.to(device, non_blocking=True)
         use_amp = (device.type == "cuda") if amp is None else amp
-        if device.type == "cuda":
+        if device.type == "cuda" and batch.ndim == 4:
             batch = batch.contiguous(memory_format=torch.channels_last)
         autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
         with torch.inference_mode(), autocast:
