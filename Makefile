@@ -32,6 +32,7 @@ bench: $(STAMP)
 
 catalog: $(STAMP)
 	$(BIN)/python scripts/gen_torchvision_catalog.py
+	$(BIN)/python -m zoo_yolo._generate
 
 clean:
 	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache

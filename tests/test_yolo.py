@@ -37,6 +37,14 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return out
 
 
+@pytest.fixture(autouse=True)
+def seeded() -> None:
+    """Random-init models are the same whatever ran before."""
+    import torch
+
+    torch.manual_seed(0)
+
+
 # -- catalog ------------------------------------------------------------------------------------------
 
 
@@ -148,8 +156,8 @@ def test_predict_makes_no_network_call_and_writes_nothing_in_cwd(
 def test_detect_contract_on_real_photos(photos: list[Path], tmp_path: Path) -> None:
     model = zoo.load("yolov8n:none", device="cpu")
     assert type(model.module).__name__ == "DetectionModel" and model.weights is None
-    single = model.predict(photos[0], conf=1e-4, max_det=20)
-    batch = model.predict([str(p) for p in reversed(photos)], conf=1e-4, max_det=20)
+    single = model.predict(photos[0], conf=0.0, max_det=20)
+    batch = model.predict([str(p) for p in reversed(photos)], conf=0.0, max_det=20)
     assert isinstance(single, Detections)
     assert isinstance(batch, list) and [r.source for r in batch] == [str(p) for p in reversed(photos)]
     for result, photo in zip(batch, reversed(photos)):
@@ -166,20 +174,20 @@ def test_detect_contract_on_real_photos(photos: list[Path], tmp_path: Path) -> N
     saved = single.save(tmp_path / "out")
     assert saved.is_file() and Image.open(saved).size == single.size
     wanted = int(single.class_ids[-1])
-    only = model.predict(photos[0], conf=1e-4, classes=[wanted], max_det=5)
+    only = model.predict(photos[0], conf=0.0, classes=[wanted], max_det=5)
     assert len(only) and set(only.class_ids.tolist()) == {wanted}
 
 
 def test_segment_pose_obb_and_classify_results(photos: list[Path]) -> None:
     width, height = Image.open(photos[0]).size
-    seg = zoo.load("yolov8n-seg:none", device="cpu").predict(photos[0], conf=1e-4, max_det=5, size=320)
+    seg = zoo.load("yolov8n-seg:none", device="cpu").predict(photos[0], conf=0.0, max_det=5, size=320)
     assert seg.masks is not None and seg.masks.shape == (len(seg), height, width) and seg.masks.dtype == bool
     assert "mask_area" in seg.to_dict()["detections"][0]
-    pose = zoo.load("yolov8n-pose:none", device="cpu").predict(photos[0], conf=1e-4, max_det=5, size=320)
+    pose = zoo.load("yolov8n-pose:none", device="cpu").predict(photos[0], conf=0.0, max_det=5, size=320)
     assert pose.keypoints is not None and pose.keypoints.shape == (len(pose), 17, 3)
     assert set(pose.labels) == {"person"} and len(pose.to_dict()["detections"][0]["keypoints"]) == 17
     assert pose.plot().size == (width, height)
-    obb = zoo.load("yolov8n-obb:none", device="cpu").predict(photos[0], conf=1e-4, max_det=5, size=320)
+    obb = zoo.load("yolov8n-obb:none", device="cpu").predict(photos[0], conf=0.0, max_det=5, size=320)
     assert obb.obb is not None and obb.obb.shape == (len(obb), 5) and len(obb)
     cls = zoo.load("yolo11n-cls:none", device="cpu").predict(photos, top_k=3)
     assert [type(r).__name__ for r in cls] == ["Classification", "Classification"]
@@ -191,12 +199,12 @@ def test_labels_and_weight_changes_reach_the_predictor(photos: list[Path]) -> No
 
     model = zoo.load("yolov8n:none", device="cpu", labels=["thing", "other"])
     assert model.labels == ("thing", "other") and model.module.yaml["nc"] == 2
-    before = model.predict(photos[0], conf=1e-4, max_det=10)
+    before = model.predict(photos[0], conf=0.0, max_det=10)
     assert set(before.labels) <= {"thing", "other"}
     with torch.no_grad():  # an in-place weight change (as an optimizer step makes) must not be served stale
         for p in model.module.parameters():
             p.mul_(0.5)
-    after = model.predict(photos[0], conf=1e-4, max_det=10)
+    after = model.predict(photos[0], conf=0.0, max_det=10)
     assert not np.array_equal(before.scores, after.scores)
 
 

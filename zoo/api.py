@@ -65,6 +65,11 @@ def load_spec(spec: ModelSpec, tag: str | None, *, device: str | torch.device | 
             lambda: weights_entry(weights.artifact, hook=spec.state_dict_hook),
             lambda e: (e, build_module(spec.builder, builder_kwargs, e.path)),
         )
+    if new_classes is not None and not spec.task.endswith("classification"):
+        raise UnsupportedError(
+            f"{spec.name} is a {spec.task} model: its head is not a classifier's. Load '{spec.name}:none' with "
+            f"num_classes={new_classes}, or fine-tune it on data with {new_classes} classes."
+        )
     if new_classes is not None:  # pretrained weights, a new label set: keep the trunk, swap the head
         from zoo.train.heads import num_outputs, replace_head
 
@@ -77,7 +82,7 @@ def load_spec(spec: ModelSpec, tag: str | None, *, device: str | torch.device | 
         import torch
 
         module.to(memory_format=torch.channels_last)
-    return Model(
+    model = Model(
         module,
         spec,
         weights=tag,
@@ -87,6 +92,9 @@ def load_spec(spec: ModelSpec, tag: str | None, *, device: str | torch.device | 
         builder_kwargs=builder_kwargs,
         weights_sha256=entry.sha256 if entry else None,
     )
+    if weights is not None and weights.meta.get("training"):  # e.g. a fine-tuned checkpoint from the Hub
+        model.training_summary = dict(weights.meta["training"])
+    return model
 
 
 def _preprocess(preprocess: ImagePreprocess | None, kwargs: Mapping[str, Any]) -> ImagePreprocess | None:

@@ -58,7 +58,8 @@ def _spec(name: str, entry: Mapping[str, Any], catalog: Mapping[str, Any]) -> Mo
             builder_kwargs={"num_classes": len(labels)},
             meta={"note": "upstream publishes no hash: the full sha256 is recorded at first download"},
         )
-    trained = f"{_DATA[entry['labels']]}, {len(labels)} classes" + ("" if weights else "; no released weights")
+    classes = f"{len(labels)} class{'es' if len(labels) != 1 else ''}"
+    trained = f"{_DATA[entry['labels']]}, {classes}" + ("" if weights else "; no released weights")
     return ModelSpec(
         name=name,
         task=TASKS[entry["task"]],
