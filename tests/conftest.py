@@ -189,4 +189,6 @@ def tiny_cnn(num_classes: int = 3):
 
 
 def pytest_report_header() -> str:
-    return f"zoo tests; shared assets: {'present' if (ASSETS / 'MANIFEST.md').is_file() else 'absent'}; pid {os.getpid()}"
+    return (
+        f"zoo tests; shared assets: {'present' if (ASSETS / 'MANIFEST.md').is_file() else 'absent'}; pid {os.getpid()}"
+    )

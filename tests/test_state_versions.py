@@ -31,9 +31,9 @@ def test_converted_pickle_keeps_module_versions(mnasnet_file: Path, monkeypatch:
     sha = hashlib.sha256(mnasnet_file.read_bytes()).hexdigest()
     monkeypatch.setenv("ZOO_WEIGHTS_PATH", str(mnasnet_file.parent))
     monkeypatch.setenv("ZOO_OFFLINE", "1")
-    zoo.register("mn", task="image-classification", weights={"v1": zoo.Weights(filename=mnasnet_file.name, sha256=sha)})(
-        partial(mnasnet0_5, num_classes=4)
-    )
+    zoo.register(
+        "mn", task="image-classification", weights={"v1": zoo.Weights(filename=mnasnet_file.name, sha256=sha)}
+    )(partial(mnasnet0_5, num_classes=4))
     model = zoo.load("mn", device="cpu")
     expected = torch.load(mnasnet_file, weights_only=True)
     assert all(torch.equal(model.module.state_dict()[k], v) for k, v in expected.items())

@@ -7,8 +7,8 @@ its state is kept in `PluginInfo` for `zoo plugins` to show.
 from __future__ import annotations
 
 import difflib
-import importlib
 import fnmatch
+import importlib
 import logging
 import threading
 from collections.abc import Iterable, Iterator

@@ -87,7 +87,9 @@ def _write_safetensors(target: Path, tensors: dict[str, torch.Tensor], metadata:
     atomic_write(target, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
-def _write_folder(folder: Path, tensors: dict[str, torch.Tensor], info: CheckpointInfo, metadata: dict[str, str]) -> None:
+def _write_folder(
+    folder: Path, tensors: dict[str, torch.Tensor], info: CheckpointInfo, metadata: dict[str, str]
+) -> None:
     if "zoo" in info.builder_kwargs:
         raise ZooError(
             "A builder argument named 'zoo' cannot be saved in the folder form: save to a .safetensors file."

@@ -7,10 +7,9 @@ retried with `weights_only=False`. TorchScript and tar archives are refused by n
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
