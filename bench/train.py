@@ -127,11 +127,11 @@ def section(device: str, data: Path, args: argparse.Namespace) -> dict[str, Any]
 def main() -> None:
     """Measure, print the tables and the JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=48, help="training images (two classes)")
+    parser.add_argument("--images", type=int, default=96, help="training images (two classes)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--size", type=int, default=224, help="training crop size")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers, both sides")
-    parser.add_argument("--repeat", type=int, default=3, help="timed epochs per case (median taken)")
+    parser.add_argument("--repeat", type=int, default=5, help="timed epochs per case (median taken)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own)")
     args = parser.parse_args()
     args.images = max(args.batch_size, args.images // args.batch_size * args.batch_size)  # full batches only
