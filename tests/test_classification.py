@@ -79,7 +79,7 @@ def test_predict_matches_torchvisions_own_transform(tiny: zoo.Model, photo: Path
 
 
 def test_every_input_kind_gives_the_same_answer(tiny: zoo.Model, photo: Path, tmp_path: Path) -> None:
-    array = np.asarray(Image.open(photo).convert("RGB"))
+    array = np.array(Image.open(photo).convert("RGB"))
     tensor = torch.from_numpy(array).permute(2, 0, 1).contiguous()
     copy = tmp_path / "dir" / "copy.png"
     copy.parent.mkdir()

@@ -65,8 +65,10 @@ def load_spec(spec: ModelSpec, tag: str | None, *, device: str | torch.device | 
             lambda: weights_entry(weights.artifact, hook=spec.state_dict_hook),
             lambda e: (e, build_module(spec.builder, builder_kwargs, e.path)),
         )
-    if new_classes is not None and new_classes != builder_kwargs.get("num_classes") and not spec.task.endswith(
-        "classification"
+    if (
+        new_classes is not None
+        and new_classes != builder_kwargs.get("num_classes")
+        and not spec.task.endswith("classification")
     ):
         raise UnsupportedError(
             f"{spec.name} is a {spec.task} model: its head is not a classifier's. Load '{spec.name}:none' with "
