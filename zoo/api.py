@@ -49,7 +49,7 @@ def load(name: str, *, device: str | torch.device | None = "auto", **kwargs: Any
 def load_spec(spec: ModelSpec, tag: str | None, *, device: str | torch.device | None = "auto", **kwargs: Any) -> Model:
     """Build `spec` with the weights `tag` (None: random init) and wrap it in a `Model`."""
     from zoo.checkpoint import build_module, weights_entry
-    from zoo.device import resolve_device
+    from zoo.device import place_module, resolve_device
     from zoo.model import Model
 
     target = resolve_device(device)
@@ -80,12 +80,7 @@ def load_spec(spec: ModelSpec, tag: str | None, *, device: str | torch.device | 
         if num_outputs(module) != new_classes:
             replace_head(module, new_classes)
         builder_kwargs["num_classes"] = new_classes
-    module.eval()
-    module.to(target)
-    if target.type == "cuda":
-        import torch
-
-        module.to(memory_format=torch.channels_last)
+    place_module(module, target)
     model = Model(
         module,
         spec,

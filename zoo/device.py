@@ -10,7 +10,7 @@ from zoo.errors import UnsupportedError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["resolve_device"]
+__all__ = ["place_module", "resolve_device"]
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -50,3 +50,14 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         if mps is None or not mps.is_available():
             raise UnsupportedError("Device 'mps' asked for, but MPS is not available here: use --device cpu.")
     return dev
+
+
+def place_module(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Put a freshly loaded module in eval mode on `device` (channels_last on CUDA); returns it."""
+    import torch
+
+    module.eval()
+    module.to(device)
+    if device.type == "cuda":
+        module.to(memory_format=torch.channels_last)
+    return module

@@ -149,9 +149,7 @@ def load_checkpoint(path: str | os.PathLike[str], *, device: Any = "auto", **kwa
         UnsupportedError: not a safetensors checkpoint, or one without zoo metadata.
         ZooError: the tensors do not fit the model (missing and unexpected keys are named).
     """
-    import torch
-
-    from zoo.device import resolve_device
+    from zoo.device import place_module, resolve_device
     from zoo.model import Model
 
     source = Path(path).expanduser()
@@ -161,11 +159,7 @@ def load_checkpoint(path: str | os.PathLike[str], *, device: Any = "auto", **kwa
     labels = kwargs.pop("labels", None)
     builder_kwargs = _builder_kwargs(info, kwargs, source)
     target = resolve_device(device)
-    module = build_module(spec.builder, builder_kwargs, weights_file)
-    module.eval()
-    module.to(target)
-    if target.type == "cuda":
-        module.to(memory_format=torch.channels_last)
+    module = place_module(build_module(spec.builder, builder_kwargs, weights_file), target)
     model = Model(
         module,
         spec,
