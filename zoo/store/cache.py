@@ -75,6 +75,10 @@ class CacheRecord:
     revision: str | None = None
     verified: float | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (what `zoo cache ls --json` prints per file)."""
+        return asdict(self)
+
     def write(self, directory: Path) -> None:
         """Write the record beside its file, atomically."""
         target = directory / f"{self.name}.record.json"

@@ -15,41 +15,10 @@ from zoo.store import Store, pins
 from zoo.store.cache import CacheRecord, hash_file, now, parts_of
 from zoo.store.locking import ArtifactLock
 
-__all__ = ["EntryInfo", "VerifyResult", "disk_usage", "entries", "prune", "remove", "verify"]
+__all__ = ["VerifyResult", "disk_usage", "entries", "prune", "remove", "verify"]
 
 #: Folders under the root that `zoo cache rm --all` empties (the config file is never touched).
 CACHE_FOLDERS = ("weights", "repos", "quarantine", "hf", "torch", "ultralytics")
-
-
-@dataclass(frozen=True)
-class EntryInfo:
-    """One cached file, as `zoo cache ls` shows it.
-
-    Attributes:
-        name: file name in the cache.
-        size: bytes.
-        sha256: full sha256 from its record.
-        format: artifact format.
-        source: where it came from.
-        fetched: Unix time it was written.
-        verified: Unix time it was last re-hashed by `zoo cache verify` (None: only at fetch time).
-        revision: resolved commit, for `hf:` files and GitHub archives.
-        origin_sha256: for converted files, the sha256 of the file they were made from.
-    """
-
-    name: str
-    size: int
-    sha256: str
-    format: str
-    source: str
-    fetched: float
-    verified: float | None = None
-    revision: str | None = None
-    origin_sha256: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -83,26 +52,9 @@ def _records(store: Store) -> list[CacheRecord]:
     return out
 
 
-def entries(store: Store) -> list[EntryInfo]:
-    """Every cached file whose record and size agree, sorted by name."""
-    out = []
-    for record in _records(store):
-        entry = store.cached(record.name)
-        if entry is not None:
-            out.append(
-                EntryInfo(
-                    record.name,
-                    record.size,
-                    record.sha256,
-                    record.format,
-                    record.source,
-                    record.fetched,
-                    record.verified,
-                    record.revision,
-                    record.origin_sha256,
-                )
-            )
-    return out
+def entries(store: Store) -> list[CacheRecord]:
+    """The records of every cached file whose record and size agree, sorted by name."""
+    return [record for record in _records(store) if store.cached(record.name) is not None]
 
 
 def _tree_size(path: Path, seen: set[tuple[int, int]]) -> int:
