@@ -31,6 +31,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from zoo_torchvision import ORIGINAL_TAG
+
 FORMAT = 1
 PLUGIN_DIR = Path(__file__).resolve().parents[1] / "plugins" / "zoo_torchvision"
 CATALOG_FILE = "catalog.json"
@@ -302,7 +304,8 @@ def model_entry(name: str, label_sets: dict[str, list[str]]) -> dict[str, Any]:
     default = enum.DEFAULT.name
     summary = _plain_text(builder.__doc__)
     title = _title(summary)
-    acc = tags[default]["metrics"].get("acc@1")
+    # the description quotes the weights a bare name loads (zoo_torchvision.ORIGINAL_TAG where it exists)
+    acc = tags[ORIGINAL_TAG if ORIGINAL_TAG in tags else default]["metrics"].get("acc@1")
     return {
         "family": builder.__module__.rsplit(".", 1)[-1],
         "summary": summary,

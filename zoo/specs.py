@@ -326,8 +326,14 @@ class ModelSpec:
         weights = self.weights.get(tag) if tag else None
         return weights.preprocess if weights is not None and weights.preprocess is not None else self.preprocess
 
-    def summary(self) -> dict[str, Any]:
-        """JSON-ready description, as `zoo info --json` prints it (never imports torch)."""
+    def summary(self, tag: str | None = None) -> dict[str, Any]:
+        """JSON-ready description, as `zoo info --json` prints it (never imports torch).
+
+        Args:
+            tag: the weights tag asked for (`zoo info NAME:TAG`): its preprocessing is shown; None: the default's.
+        """
+        tag = tag or self.default_weights
+        preprocess = self.preprocess_for(tag)
         return {
             "name": self.name,
             "qualified_name": self.qualified_name,
@@ -337,7 +343,8 @@ class ModelSpec:
             "default_weights": self.default_weights,
             "aliases": dict(self.aliases),
             "num_labels": len(self.labels) if self.labels else None,
-            "preprocess": self.preprocess.to_dict() if self.preprocess else None,
+            "weights_tag": tag,
+            "preprocess": preprocess.to_dict() if preprocess else None,
             "defaults": dict(self.defaults),
             "meta": dict(self.meta),
             "weights": {tag: _weights_summary(w) for tag, w in self.weights.items()},

@@ -47,8 +47,8 @@ def list_cmd(pattern: str | None, task: str | None, plugin: str | None, as_json:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info_cmd(name: str, as_json: bool) -> None:
     """Show a model's task, labels, preprocessing and weights tags."""
-    spec = api.info(name)
-    summary = spec.summary()
+    spec, tag = get_registry().resolve(name)
+    summary = spec.summary(tag)
     if as_json:
         echo_json(summary)
         return
@@ -56,9 +56,9 @@ def info_cmd(name: str, as_json: bool) -> None:
     if spec.description:
         click.echo(f"  {spec.description}")
     click.echo(f"  labels: {summary['num_labels'] or '-'}   default weights: {spec.default_weights or 'none'}")
-    if spec.preprocess:
-        p = spec.preprocess
-        click.echo(f"  preprocess: resize {p.resize}, crop {p.crop}, {p.interpolation}, mean {p.mean}, std {p.std}")
+    p = spec.preprocess_for(summary["weights_tag"])
+    if p is not None:
+        click.echo(f"  preprocess ({summary['weights_tag'] or 'random init'}): resize {p.resize}, crop {p.crop}, {p.interpolation}, mean {p.mean}, std {p.std}")
     if spec.defaults:
         click.echo("  arguments: " + ", ".join(f"{k}={v!r}" for k, v in spec.defaults.items()))
     if spec.weights:
