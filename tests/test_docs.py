@@ -85,7 +85,7 @@ def _is_name(text: str) -> bool:
     return re.fullmatch(r"[\w/-]+(:[\w.-]+)?", text) is not None
 
 
-#: names the docs and examples/ declare themselves (`@zoo.register("mynet")`, `plugin.model("tinynet")`, `Plugin("acme")`)
+#: names the docs and examples/ declare themselves: `@zoo.register("mynet")`, `.model("tinynet")`, `Plugin("acme")`
 DECLARED = {
     m[1].lower()
     for page in [*PAGES, *sorted((ROOT / "examples").rglob("*.py"))]

@@ -58,7 +58,10 @@ def info_cmd(name: str, as_json: bool) -> None:
     click.echo(f"  labels: {summary['num_labels'] or '-'}   default weights: {spec.default_weights or 'none'}")
     p = spec.preprocess_for(summary["weights_tag"])
     if p is not None:
-        click.echo(f"  preprocess ({summary['weights_tag'] or 'random init'}): resize {p.resize}, crop {p.crop}, {p.interpolation}, mean {p.mean}, std {p.std}")
+        tag = summary["weights_tag"] or "random init"
+        click.echo(
+            f"  preprocess ({tag}): resize {p.resize}, crop {p.crop}, {p.interpolation}, mean {p.mean}, std {p.std}"
+        )
     if spec.defaults:
         click.echo("  arguments: " + ", ".join(f"{k}={v!r}" for k, v in spec.defaults.items()))
     if spec.weights:
