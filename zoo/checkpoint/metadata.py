@@ -261,7 +261,7 @@ def _preprocess(value: Any, source: str) -> ImagePreprocess | None:
         raise InputError(f"The preprocessing in {source} is not a JSON object: the file is damaged.")
     check_json(value, what="preprocessing", source=source)
     for name in ("mean", "std"):
-        stats = value.get(name, (0.0,))
+        stats = value.get(name, [0.0])
         if not isinstance(stats, list) or not 1 <= len(stats) <= 4:
             raise InputError(f"The preprocessing {name} in {source} is not a list of 1 to 4 numbers.")
     try:
