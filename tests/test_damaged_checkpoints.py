@@ -108,7 +108,9 @@ def test_damaged_metadata_through_the_cli_has_no_traceback(tmp_path: Path, isola
     for case in ("deep-nesting", "huge-int-digits", "preprocess-huge-resize"):
         path = lenet_file(tmp_path, **DAMAGED_METADATA[case])
         for args in (["predict", str(path), str(path)], ["info", str(path)]):
-            out = subprocess.run([sys.executable, "-m", "zoo", *args], env=env, capture_output=True, text=True, timeout=120)
+            out = subprocess.run(
+                [sys.executable, "-m", "zoo", *args], env=env, capture_output=True, text=True, timeout=120
+            )
             assert out.returncode == 1 and "Traceback" not in out.stderr, (case, out.stderr)
             assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1, (case, out.stderr)
 

@@ -42,7 +42,9 @@ def generator(**kwargs):
 """
 
 
-def safetensors_bytes(metadata: dict[str, str], tensors: dict[str, tuple[str, list[int], bytes]] | None = None) -> bytes:
+def safetensors_bytes(
+    metadata: dict[str, str], tensors: dict[str, tuple[str, list[int], bytes]] | None = None
+) -> bytes:
     """A safetensors file written by hand (no library): `tensors` maps names to (dtype, shape, raw bytes)."""
     tensors = tensors if tensors is not None else {"w": ("F32", [2], b"\0" * 8)}
     header: dict[str, object] = {"__metadata__": metadata}

@@ -88,9 +88,7 @@ def _check(value: Any, depth: int, budget: list[int], what: str, source: str) ->
         if not math.isfinite(value):
             raise InputError(f"The {what} of {source} holds {value!r}, not a finite number: the file is damaged.")
         return
-    if isinstance(value, str):
-        budget[0] -= len(value)
-    elif isinstance(value, (list, tuple)):
+    if isinstance(value, (str, list, tuple)):
         budget[0] -= len(value)
     elif isinstance(value, Mapping):
         budget[0] -= len(value)

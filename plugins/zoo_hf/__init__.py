@@ -40,7 +40,9 @@ TIMM_SPEC = plugin.add(
         defaults={"architecture": "", "num_classes": 1000},
         meta={"family": "timm"},
         # timm.create_model arguments that load files or fetch: never from a config.json or checkpoint
-        caller_only=frozenset({"pretrained", "checkpoint_path", "pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"}),
+        caller_only=frozenset(
+            {"pretrained", "checkpoint_path", "pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"}
+        ),
     )
 )
 #: The spec of PyTorchModelHubMixin models: `hf:org/repo` names fill in the weights and config.

@@ -139,7 +139,9 @@ def _timm_spec(base: ModelSpec, snap: Snapshot, config: dict[str, Any], tag: str
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise InputError(f"The timm {source} is damaged ({' '.join(str(exc).split())[:160]}).") from None
     kwargs = file_kwargs(
-        base, {"architecture": parsed.architecture, "num_classes": parsed.num_classes, **parsed.model_args}, source=source
+        base,
+        {"architecture": parsed.architecture, "num_classes": parsed.num_classes, **parsed.model_args},
+        source=source,
     )
     weights = _weights(snap, builder_kwargs=kwargs, labels=labels or (), preprocess=preprocess)
     return replace(

@@ -226,7 +226,7 @@ class CheckpointInfo:
             plugin=values.get("plugin") or "user",
             task=values.get("task") or "",
             builder_kwargs=builder_kwargs,
-            labels=labels,
+            labels=tuple(labels) if labels is not None else None,
             preprocess=_preprocess(values.get("preprocess"), source),
             weights=values.get("weights"),
             base_sha256=values.get("base_sha256"),
