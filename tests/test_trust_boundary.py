@@ -168,7 +168,8 @@ def test_checkpoint_metadata_never_selects_code_through_the_cli(
     env = cli_env(evil, isolated, offline=offline)
     for case in CASES:
         path = write_attack(evil, case)
-        for args in (["predict", str(path), str(image), "--device", "cpu"], ["info", str(path)]):
+        commands = [["predict", str(path), str(image), "--device", "cpu"]] + ([["info", str(path)]] if offline else [])
+        for args in commands:
             out = run_zoo(args, env, tmp_path)
             assert out.returncode == 1, (case, out.stdout, out.stderr)
             assert "Traceback" not in out.stderr, (case, out.stderr)
@@ -305,7 +306,7 @@ def test_hf_repo_config_json_never_selects_code(
     assert markers(evil) == []
 
 
-def test_hf_mixin_repo_still_loads_with_the_callers_class(evil: dict[str, Path], hub: object) -> None:
+def test_hf_mixin_repo_still_loads_with_the_callers_class(evil: dict[str, Path], hub: object, tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     hub.add("org/plain", {"config.json": b'{"width": 3}', "model.safetensors": safetensors_bytes({})})  # type: ignore[attr-defined]
     code = textwrap.dedent("""
@@ -319,4 +320,9 @@ def test_hf_mixin_repo_still_loads_with_the_callers_class(evil: dict[str, Path],
     exec(code, namespace)
     model = zoo.load("hf:org/plain", model_class=namespace["Plain"], device="cpu")
     assert torch.equal(model.module.w, torch.zeros(2))  # built with width=3, then the repo's weights loaded
+    path = model.save(tmp_path / "plain.safetensors")  # the class is not recorded: the caller passes it again
+    assert zoo.api.checkpoint_info(path).builder_kwargs == {"width": 3}
+    with pytest.raises(zoo.UnsupportedError, match="model_class="):
+        zoo.load(path, device="cpu")
+    assert torch.equal(zoo.load(path, model_class=namespace["Plain"], device="cpu").module.w, torch.zeros(2))
     assert markers(evil) == []
