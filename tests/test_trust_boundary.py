@@ -300,9 +300,13 @@ def test_hf_repo_config_json_never_selects_code(
         assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
         assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1, out.stderr
     monkeypatch.setenv("ZOO_OFFLINE", "1")  # offline, from the cached snapshot: refused the same way
+    env["ZOO_OFFLINE"] = "1"
     for name in configs:
         with pytest.raises(zoo.InputError):
             zoo.load(f"hf:org/{name}", device="cpu")
+        out = run_zoo(["predict", f"hf:org/{name}", str(tmp_path), "--device", "cpu"], env, tmp_path)
+        assert out.returncode == 1 and out.stderr.startswith("error: ") and "from a file" in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert markers(evil) == []
 
 
