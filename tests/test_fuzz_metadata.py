@@ -8,7 +8,6 @@ import functools
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -129,17 +128,14 @@ def header_bytes(draw: Any) -> bytes:
     return blob[: draw(st.integers(0, len(blob)))] if draw(st.booleans()) else blob
 
 
-FUZZ_DIR = Path(tempfile.mkdtemp(prefix="zoo-fuzz-"))
-
-
 @EXAMPLES
 @given(blob=st.composite(header_bytes)())
-def test_safetensors_reader_gives_tensors_or_zoo_error(blob: bytes) -> None:
+def test_safetensors_reader_gives_tensors_or_zoo_error(blob: bytes, tmp_path: Path) -> None:
     pytest.importorskip("torch")
     from zoo.checkpoint.files import read_info
     from zoo.checkpoint.reader import load_safetensors
 
-    path = FUZZ_DIR / "fuzz.safetensors"
+    path = tmp_path / "fuzz.safetensors"  # one file, rewritten for each example
     path.write_bytes(blob)
     for read in (read_info, load_safetensors):
         with contextlib.suppress(ZooError):
