@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from zoo.arguments import refuse_caller_only
 from zoo.errors import InputError, UnsupportedError
 from zoo.names import is_path
 from zoo.plugin import _defaults, _first_line
@@ -16,33 +18,38 @@ from zoo.specs import ImagePreprocess, ModelSpec, Weights
 if TYPE_CHECKING:
     import torch
 
+    from zoo.checkpoint.metadata import CheckpointInfo
     from zoo.model import Model
     from zoo.store.http import Progress
 
-__all__ = ["fetch", "info", "list_models", "load", "plugins", "register"]
+__all__ = ["checkpoint_info", "fetch", "info", "list_models", "load", "plugins", "register"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def load(name: str, *, device: str | torch.device | None = "auto", **kwargs: Any) -> Model:
+def load(name: str | os.PathLike[str], *, device: str | torch.device | None = "auto", **kwargs: Any) -> Model:
     """Load a model by name, with its pretrained weights, on the best available device.
 
     Args:
         name: `resnet18`, `resnet18:IMAGENET1K_V1` (a weights tag, case-insensitive), `resnet18:none`
             (random init), `torchvision/resnet18` (qualified), a scheme name a plugin resolves, or the
-            path of a checkpoint written by `Model.save` (`./lenet5.safetensors`, `./runs/lenet5/`).
+            path (`str` or `os.PathLike`) of a checkpoint written by `Model.save` (`lenet5.safetensors`,
+            `runs/lenet5/`): an existing file or folder wins over a model name.
         device: "auto" (cuda > mps > cpu, `ZOO_DEVICE` first), "cpu", "cuda:1", ...
-        **kwargs: builder arguments, e.g. `num_classes=10` for a random-init model.
+        **kwargs: builder arguments, e.g. `num_classes=10` for a random-init model. Arguments that choose
+            code, trust or a source (`trust=`, `repo=`, `model_class=`, ...) come only from here, never
+            from a checkpoint or a config.json.
 
     Raises:
         UnknownModelError: unknown model or weights tag (with suggestions).
         OfflineError: the weights are not cached and `ZOO_OFFLINE=1`.
+        InputError: a checkpoint whose metadata is damaged or names arguments its model does not take.
     """
     if is_path(name):
         from zoo.checkpoint import load_checkpoint
 
         return load_checkpoint(name, device=device, **kwargs)
-    spec, tag = get_registry().resolve(name)
+    spec, tag = get_registry().resolve(_text(name))
     return load_spec(spec, tag, device=device, **kwargs)
 
 
@@ -131,6 +138,7 @@ def _builder_kwargs(
     becomes a new head once they are loaded.
     """
     fixed = dict(weights.builder_kwargs) if weights is not None else {}
+    refuse_caller_only(spec, fixed, source=f"the {spec.name}:{tag} weights")  # e.g. read from a Hub config.json
     rest = dict(kwargs)
     new_classes = rest.pop("num_classes", None) if weights is not None else None
     for key, value in rest.items():
@@ -150,15 +158,21 @@ def _labels(spec: ModelSpec, tag: str | None, kwargs: Mapping[str, Any]) -> tupl
     return labels
 
 
-def fetch(name: str, *, progress: Progress | None = None) -> Path:
+def fetch(name: str | os.PathLike[str], *, progress: Progress | None = None) -> Path:
     """Download (or find) and cache the weights of a model; returns the cached safetensors file.
+
+    For the path of a checkpoint written by `Model.save`, its safetensors file (nothing is downloaded).
 
     Raises:
         UnsupportedError: the model has no pretrained weights (e.g. `name:none`).
     """
     from zoo.checkpoint import weights_entry
 
-    spec, tag = get_registry().resolve(name)
+    if is_path(name):
+        from zoo.checkpoint import read_info
+
+        return read_info(name)[0]
+    spec, tag = get_registry().resolve(_text(name))
     if tag is None:
         raise UnsupportedError(f"{name!r} has no pretrained weights to fetch: see `zoo info {spec.name}` for its tags.")
     return weights_entry(spec.weights[tag].artifact, hook=spec.state_dict_hook, progress=progress).path
@@ -178,10 +192,42 @@ def list_models(pattern: str | None = None, *, task: str | None = None, plugin: 
     return [spec.qualified_name if counts[spec.name] > 1 else spec.name for spec in specs]
 
 
-def info(name: str) -> ModelSpec:
-    """The `ModelSpec` of a model name (a weights tag may be given, and must exist). Never imports torch."""
-    spec, _ = get_registry().resolve(name)
+def info(name: str | os.PathLike[str]) -> ModelSpec:
+    """The `ModelSpec` of a model name (a weights tag may be given, and must exist). Never imports torch.
+
+    For the path of a checkpoint, the spec of the model it holds (`checkpoint_info` says what the file records).
+    """
+    if is_path(name):
+        from zoo.checkpoint.files import checkpoint_spec
+
+        path = Path(name).expanduser()
+        return checkpoint_spec(checkpoint_info(path), path)
+    spec, _ = get_registry().resolve(_text(name))
     return spec
+
+
+def checkpoint_info(path: str | os.PathLike[str]) -> CheckpointInfo:
+    """What a checkpoint written by `Model.save` records (model, plugin, labels, preprocessing, builder
+    arguments, training summary), its builder arguments checked against the model's builder. Never imports torch.
+
+    Raises:
+        InputError: nothing at `path`, damaged metadata, or arguments the model's builder does not take from a file.
+        UnsupportedError: not a safetensors checkpoint with zoo metadata.
+        UnknownModelError: no loaded plugin declares the model it holds.
+    """
+    from zoo.arguments import file_kwargs
+    from zoo.checkpoint.files import checkpoint_spec, read_info
+
+    source = Path(path).expanduser()
+    _, found = read_info(source)
+    file_kwargs(checkpoint_spec(found, source), found.builder_kwargs, source=source.name)
+    return found
+
+
+def _text(name: str | os.PathLike[str]) -> str:
+    if not isinstance(name, str):
+        raise InputError(f"A model name is a string, not a {type(name).__name__}: zoo.load('resnet18').")
+    return name
 
 
 def plugins() -> list[PluginInfo]:
@@ -199,9 +245,13 @@ def register(
     default_weights: str | None = None,
     preprocess: ImagePreprocess | None = None,
     description: str | None = None,
+    caller_only: Sequence[str] = (),
     **meta: Any,
 ) -> Callable[[F], F]:
     """Decorator that registers an in-script model builder under `name` (plugin `user`).
+
+    `caller_only` names builder parameters that choose code, trust or a source: zoo takes them only from a
+    caller's keyword, never from a checkpoint (see `ModelSpec.caller_only`).
 
     Example:
         ```python
@@ -229,6 +279,7 @@ def register(
                 description=description if description is not None else _first_line(builder.__doc__),
                 defaults=_defaults(builder),
                 meta=meta,
+                caller_only=frozenset(caller_only),
             )
         )
         return builder

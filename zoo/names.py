@@ -39,11 +39,24 @@ class ModelName:
     target: str = ""
 
 
-def is_path(name: str) -> bool:
-    """True when `name` names a local checkpoint (file or folder) rather than a catalog model."""
-    if name.startswith(("./", "../", "/", "~")) or name.endswith(_CHECKPOINT_SUFFIXES) or os.sep in name[:1]:
+def is_path(name: str | os.PathLike[str]) -> bool:
+    """True when `name` names a local checkpoint (file or folder) rather than a catalog model.
+
+    An `os.PathLike` is always a path; a string is one when it looks like one (`./x`, `/x`, `~/x`, `x.safetensors`)
+    or when a file or folder of that name exists: an existing path wins over a model name.
+    """
+    if not isinstance(name, str):
+        return isinstance(name, os.PathLike)
+    if not name or "\0" in name:
+        return False
+    if name.startswith(("./", "../", "/", "~", ".\\", "..\\")) or name.endswith(_CHECKPOINT_SUFFIXES):
         return True
-    return "/" in name and Path(name).expanduser().exists()
+    if os.sep in name[:1] or (os.altsep is not None and os.altsep in name[:1]):
+        return True
+    try:
+        return Path(name).expanduser().exists()
+    except (OSError, ValueError):  # a name too long for the filesystem
+        return False
 
 
 def parse_name(name: str, schemes: frozenset[str] = frozenset()) -> ModelName:

@@ -93,13 +93,15 @@ class Plugin:
         preprocess: ImagePreprocess | None = None,
         description: str | None = None,
         state_dict_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        caller_only: Sequence[str] = (),
         **meta: Any,
     ) -> Callable[[F], F]:
         """Decorator that declares the decorated builder as model `name`.
 
         The first weights tag is the default unless `default_weights` names another. The builder's
         keyword defaults are recorded (shown by `zoo info`); its docstring's first line is the
-        description unless one is given.
+        description unless one is given. `caller_only` names the builder parameters that choose code,
+        trust or a source: zoo never takes them from a file (see `ModelSpec.caller_only`).
         """
 
         def decorate(builder: F) -> F:
@@ -118,6 +120,7 @@ class Plugin:
                     defaults=_defaults(builder),
                     meta=meta,
                     state_dict_hook=state_dict_hook,
+                    caller_only=frozenset(caller_only),
                 )
             )
             return builder

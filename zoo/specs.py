@@ -18,6 +18,9 @@ FORMATS = ("safetensors", "state_dict-pickle", "full-pickle", "torchscript", "re
 _HEX = re.compile(r"^[0-9a-f]+$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+#: Largest side, in pixels, an `ImagePreprocess` may resize or crop to (a bigger one from a file would allocate
+#: gigabytes per image).
+MAX_PREPROCESS_SIZE = 8192
 
 
 def validate_filename(name: str) -> str:
@@ -61,6 +64,18 @@ def _format_from_name(name: str) -> str:
     return "state_dict-pickle"
 
 
+def _check_size(name: str, size: Any) -> None:
+    """Refuse a resize or crop size that is not None, a side or (height, width) within `MAX_PREPROCESS_SIZE`."""
+    if size is None:
+        return
+    sides = size if isinstance(size, tuple) and len(size) == 2 else (size,)
+    for side in sides:
+        if isinstance(side, bool) or not isinstance(side, int) or not 1 <= side <= MAX_PREPROCESS_SIZE:
+            raise ValueError(
+                f"{name}={size!r} is not a size in pixels from 1 to {MAX_PREPROCESS_SIZE} (or a (height, width) pair)"
+            )
+
+
 @dataclass(frozen=True)
 class ImagePreprocess:
     """How an image becomes a model input, as data.
@@ -93,6 +108,8 @@ class ImagePreprocess:
             raise ValueError("mean and std must have the same length")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, not {self.channels}")
+        for name in ("resize", "crop"):
+            _check_size(name, getattr(self, name))
 
     @property
     def input_size(self) -> tuple[int, int] | None:
@@ -249,6 +266,10 @@ class ModelSpec:
             safetensors (to rename legacy keys, drop unused heads); None for none.
         aliases: extra tag names pointing at declared tags, e.g. `{"DEFAULT": "IMAGENET1K_V2"}`
             for torchvision's best weights (case-insensitive, like tags).
+        caller_only: builder parameters that choose code, trust or a source (`model_class`, `trust`, `repo`,
+            `ref`, `backend`): only a caller's keyword sets them. A checkpoint, config.json or any other file
+            setting one to anything but the builder's default is refused, and `Model.save` never records them
+            (see `zoo.arguments`).
     """
 
     name: str
@@ -264,8 +285,10 @@ class ModelSpec:
     meta: Mapping[str, Any] = field(default_factory=dict)
     state_dict_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     aliases: Mapping[str, str] = field(default_factory=dict)
+    caller_only: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "caller_only", frozenset(self.caller_only))
         if not _TAG.match(self.name or ""):
             raise PluginError(
                 f"Model name {self.name!r} is invalid: use letters, digits, '.', '_', '+' and '-', starting with a "
@@ -346,6 +369,7 @@ class ModelSpec:
             "weights_tag": tag,
             "preprocess": preprocess.to_dict() if preprocess else None,
             "defaults": dict(self.defaults),
+            "caller_only": sorted(self.caller_only),
             "meta": dict(self.meta),
             "weights": {tag: _weights_summary(w) for tag, w in self.weights.items()},
         }

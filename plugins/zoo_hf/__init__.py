@@ -39,6 +39,10 @@ TIMM_SPEC = plugin.add(
         description="a timm image classifier; load one by name: hf:timm/<model>",
         defaults={"architecture": "", "num_classes": 1000},
         meta={"family": "timm"},
+        # timm.create_model arguments that load files or fetch: never from a config.json or checkpoint
+        caller_only=frozenset(
+            {"pretrained", "checkpoint_path", "pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"}
+        ),
     )
 )
 #: The spec of PyTorchModelHubMixin models: `hf:org/repo` names fill in the weights and config.
@@ -50,5 +54,6 @@ MIXIN_SPEC = plugin.add(
         plugin=plugin.name,
         description="a PyTorchModelHubMixin model; load one by name: hf:org/repo, model_class=MyNet",
         meta={"family": "huggingface_hub"},
+        caller_only=frozenset({"model_class"}),  # the class comes from the caller's code, never from config.json
     )
 )

@@ -1,10 +1,13 @@
-"""`PyTorchModelHubMixin` repos (config.json + model.safetensors): the class comes from the user, the arguments
+"""`PyTorchModelHubMixin` repos (config.json + model.safetensors): the class comes from the caller, the arguments
 from config.json, the weights through the zoo store.
 
 ```python
 zoo.load("hf:org/my-net", model_class=MyNet)              # a class
-zoo.load("hf:org/my-net", model_class="my_pkg.nets:MyNet")  # or its import path: `Model.save` can record it
+zoo.load("hf:org/my-net", model_class="my_pkg.nets:MyNet")  # or its import path, written by the caller
 ```
+
+`model_class` is a `caller_only` argument: a config.json or checkpoint that names one is refused before anything
+is imported (`zoo.arguments`), and `Model.save` does not record it.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ def build_mixin(model_class: type | str | None = None, **config: Any) -> torch.n
     """`model_class` built with the arguments of its config.json, as `PyTorchModelHubMixin.from_pretrained` does.
 
     Args:
-        model_class: the `torch.nn.Module` subclass, or its import path `package.module:Class`.
+        model_class: the `torch.nn.Module` subclass, or its import path `package.module:Class`; only ever
+            the caller's keyword, never a file's.
         **config: the repo's config.json.
 
     Raises:

@@ -12,11 +12,11 @@ Every file comes through the zoo store's `hf:` source at the pinned commit.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from typing import Any
 
-from zoo.errors import UnknownModelError, UnsupportedError, ZooError
+from zoo.arguments import file_kwargs, parse_json
+from zoo.errors import InputError, UnknownModelError, UnsupportedError, ZooError
 from zoo.specs import ModelSpec, Weights
 from zoo_hf.repo import Snapshot, parse_target, snapshot
 from zoo_hf.timm_models import is_timm_config, parse_timm_config, require_timm, timm_labels, timm_preprocess
@@ -25,6 +25,8 @@ __all__ = ["WEIGHT_FILES", "resolve"]
 
 #: Weight files looked for, in order: safetensors first; a pickle is converted once, read safely.
 WEIGHT_FILES = (("model.safetensors", "safetensors"), ("pytorch_model.bin", "state_dict-pickle"))
+#: Largest config.json read (a model's config is a few KB; 21k class labels stay under 1 MiB).
+MAX_CONFIG_BYTES = 16 * 2**20
 
 
 def resolve(text: str) -> tuple[ModelSpec, str | None]:
@@ -38,8 +40,9 @@ def resolve(text: str) -> tuple[ModelSpec, str | None]:
         return _checkpoint_spec(snap, config, tag), tag
     if config is not None and is_timm_config(config):
         return _timm_spec(TIMM_SPEC, snap, config, tag), tag
-    if config is not None:
-        weights = _weights(snap, builder_kwargs=config)
+    if config is not None:  # checked before anything is imported: the class comes only from the caller
+        kwargs = file_kwargs(MIXIN_SPEC, config, source=f"config.json of hf:{snap.pinned}")
+        weights = _weights(snap, builder_kwargs=kwargs)
         spec = replace(MIXIN_SPEC, weights={tag: weights}, default_weights=tag, meta={"hf": snap.pinned})
         return replace(spec, description=f"PyTorchModelHubMixin model hf:{snap.pinned}"), tag
     raise UnsupportedError(
@@ -52,11 +55,17 @@ def _config(snap: Snapshot) -> dict[str, Any] | None:
     if "config.json" not in snap.files:
         return None
     path = snap.fetch("config.json")
+    source = f"hf:{snap.pinned}"
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ZooError(f"config.json of hf:{snap.pinned} is not valid JSON ({exc}).") from exc
-    return config if isinstance(config, dict) else None
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise InputError(f"config.json of {source} is over {MAX_CONFIG_BYTES // 2**20} MiB: not a model config.")
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ZooError(f"config.json of {source} cannot be read ({exc.strerror or exc}).") from None
+    config = parse_json(text, what="config.json", source=source)
+    if not isinstance(config, dict):
+        raise InputError(f"config.json of {source} is a JSON {type(config).__name__}, not an object: nothing to load.")
+    return config
 
 
 def _weights(snap: Snapshot, *, meta: dict[str, Any] | None = None, **fields: Any) -> Weights:
@@ -78,13 +87,14 @@ def _weights(snap: Snapshot, *, meta: dict[str, Any] | None = None, **fields: An
 def _checkpoint_spec(snap: Snapshot, config: dict[str, Any], tag: str) -> ModelSpec:
     from zoo.checkpoint import CheckpointInfo
 
-    info = CheckpointInfo.from_config(config, source=f"hf:{snap.pinned}/config.json")
+    source = f"hf:{snap.pinned}/config.json"
+    info = CheckpointInfo.from_config(config, source=source)
     if info is None:
         raise ZooError(f"config.json of hf:{snap.pinned} has a damaged zoo entry: push the model again.")
     base = _declared(info.plugin, info.model, snap)
     weights = _weights(
         snap,
-        builder_kwargs=dict(info.builder_kwargs),
+        builder_kwargs=file_kwargs(base, info.builder_kwargs, source=source),
         labels=info.labels if info.labels is not None else (),
         preprocess=info.preprocess,
         meta={"training": info.training, "base_weights": info.weights, "base_sha256": info.base_sha256},
@@ -121,10 +131,18 @@ def _declared(plugin_name: str, model: str, snap: Snapshot) -> ModelSpec:
 
 def _timm_spec(base: ModelSpec, snap: Snapshot, config: dict[str, Any], tag: str) -> ModelSpec:
     require_timm()
-    parsed = parse_timm_config(config)
-    labels = timm_labels(parsed)
-    preprocess = timm_preprocess(parsed.pretrained_cfg)
-    kwargs = {"architecture": parsed.architecture, "num_classes": parsed.num_classes, **parsed.model_args}
+    source = f"config.json of hf:{snap.pinned}"
+    try:
+        parsed = parse_timm_config(config)
+        labels = timm_labels(parsed)
+        preprocess = timm_preprocess(parsed.pretrained_cfg)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise InputError(f"The timm {source} is damaged ({' '.join(str(exc).split())[:160]}).") from None
+    kwargs = file_kwargs(
+        base,
+        {"architecture": parsed.architecture, "num_classes": parsed.num_classes, **parsed.model_args},
+        source=source,
+    )
     weights = _weights(snap, builder_kwargs=kwargs, labels=labels or (), preprocess=preprocess)
     return replace(
         base,

@@ -52,6 +52,7 @@ def declare(plugin: Plugin) -> None:
             default_weights="face_paint_512_v2",
             description="AnimeGAN2 photo-to-anime generator (bryandlee/animegan2-pytorch, hub code: trust needed)",
             defaults={"ref": REF},
+            caller_only=frozenset({"trust", "repo", "ref"}),  # hub code, trust, its source: never from a file
             meta={"family": "animegan2", "hub": f"{OWNER}/{REPO}:{REF}/generator", "output": "tanh"},
         )
     )

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoo.arguments import file_kwargs, parse_json
 from zoo.checkpoint.metadata import CheckpointInfo
 from zoo.checkpoint.weights import build_module, untie, version_header
 from zoo.errors import InputError, UnknownModelError, UnsupportedError, ZooError
@@ -34,6 +35,7 @@ __all__ = [
     "WEIGHTS_NAME",
     "atomic_write",
     "check_replaceable",
+    "checkpoint_spec",
     "load_checkpoint",
     "read_info",
     "save_model",
@@ -43,6 +45,8 @@ __all__ = [
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 _PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".tar")
+#: Largest `config.json` read (a model's config is a few KB; labels of 21k classes under 1 MiB).
+MAX_CONFIG_BYTES = 16 * 2**20
 
 
 def save_model(model: Model, path: str | os.PathLike[str]) -> Path:
@@ -147,6 +151,8 @@ def load_checkpoint(path: str | os.PathLike[str], *, device: Any = "auto", **kwa
     Raises:
         UnknownModelError: no loaded plugin declares the model (an in-script model must be registered again).
         UnsupportedError: not a safetensors checkpoint, or one without zoo metadata.
+        InputError: damaged metadata, or builder arguments the model's builder does not take from a file
+            (see `zoo.arguments.file_kwargs`).
         ZooError: the tensors do not fit the model (missing and unexpected keys are named).
     """
     from zoo.device import place_module, resolve_device
@@ -154,10 +160,11 @@ def load_checkpoint(path: str | os.PathLike[str], *, device: Any = "auto", **kwa
 
     source = Path(path).expanduser()
     weights_file, info = read_info(source)
-    spec = _spec(info, source)
+    spec = checkpoint_spec(info, source)
     kwargs = dict(kwargs)
     labels = kwargs.pop("labels", None)
-    builder_kwargs = _builder_kwargs(info, kwargs, source)
+    saved = file_kwargs(spec, info.builder_kwargs, source=source.name)  # before anything is imported or built
+    builder_kwargs = _builder_kwargs(info.model, saved, kwargs, source)
     target = resolve_device(device)
     module = place_module(build_module(spec.builder, builder_kwargs, weights_file), target)
     model = Model(
@@ -174,13 +181,14 @@ def load_checkpoint(path: str | os.PathLike[str], *, device: Any = "auto", **kwa
     return model
 
 
-def read_info(path: Path) -> tuple[Path, CheckpointInfo]:
+def read_info(path: str | os.PathLike[str]) -> tuple[Path, CheckpointInfo]:
     """The safetensors file of a checkpoint (file or folder form) and its zoo fields.
 
     Raises:
-        InputError: nothing at `path`, or a folder without `model.safetensors`.
+        InputError: nothing at `path`, a folder without `model.safetensors`, or damaged zoo metadata.
         UnsupportedError: not a safetensors file, or no zoo metadata.
     """
+    path = Path(path).expanduser()
     if path.is_dir():
         weights = path / WEIGHTS_NAME
         if not weights.is_file():
@@ -214,24 +222,38 @@ def _header_info(path: Path) -> CheckpointInfo | None:
             f"{path.stem}.safetensors`, then load them into `zoo.load('NAME:none')` and save that."
         )
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="numpy") as f:
             meta = f.metadata()
     except Exception as exc:  # safetensors raises its own error type for a damaged header
-        raise UnsupportedError(f"{path.name} is not a valid safetensors file: {exc}.") from exc
+        raise UnsupportedError(f"{path.name} is not a valid safetensors file: {one_line(exc)}.") from None
     return CheckpointInfo.from_metadata(meta, source=path.name)
+
+
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception's message on one line, cut to `limit` characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _config_info(path: Path) -> CheckpointInfo | None:
     if not path.is_file():
         return None
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path} is not a readable JSON file ({exc}): fix or remove it.") from exc
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise InputError(f"{path} is over {MAX_CONFIG_BYTES // 2**20} MiB: not a model's config.json.")
+        text = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path} cannot be read ({exc.strerror or exc}): fix or remove it.") from None
+    config = parse_json(text, what="content", source=str(path))
     return CheckpointInfo.from_config(config, source=str(path)) if isinstance(config, dict) else None
 
 
-def _spec(info: CheckpointInfo, source: Path) -> ModelSpec:
+def checkpoint_spec(info: CheckpointInfo, source: Path) -> ModelSpec:
+    """The spec of the model a checkpoint holds, from the loaded plugin that declares it.
+
+    Raises:
+        UnknownModelError: no loaded plugin declares it.
+    """
     from zoo.registry import USER_PLUGIN, get_registry
 
     registry = get_registry()
@@ -261,12 +283,11 @@ def _spec(info: CheckpointInfo, source: Path) -> ModelSpec:
     )
 
 
-def _builder_kwargs(info: CheckpointInfo, kwargs: Mapping[str, Any], source: Path) -> dict[str, Any]:
-    saved = dict(info.builder_kwargs)
+def _builder_kwargs(model: str, saved: dict[str, Any], kwargs: Mapping[str, Any], source: Path) -> dict[str, Any]:
     for key, value in kwargs.items():
         if key in saved and json.loads(json.dumps(value, default=str)) != saved[key]:
             raise UnsupportedError(
                 f"{source.name} was saved with {key}={saved[key]!r}, not {value!r}: a checkpoint rebuilds its model "
-                f"with the saved arguments. Load '{info.model}:none' by name to build it differently."
+                f"with the saved arguments. Load '{model}:none' by name to build it differently."
             )
     return {**saved, **kwargs}

@@ -23,12 +23,15 @@ at the top level (what `from_pretrained` passes to `__init__`), zoo's own fields
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from zoo.errors import ZooError
+from zoo.arguments import check_json, parse_json, recordable_kwargs
+from zoo.errors import InputError, ZooError
 from zoo.specs import ImagePreprocess
 
 if TYPE_CHECKING:
@@ -36,10 +39,13 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT_VERSION", "CheckpointInfo"]
 
+log = logging.getLogger(__name__)
+
 #: Version of the metadata layout; a reader refuses a newer one.
 FORMAT_VERSION = 1
 _PLAIN = {"model": "zoo.model", "plugin": "zoo.plugin", "task": "zoo.task", "weights": "zoo.weights",
           "base_sha256": "zoo.base_sha256", "zoo_version": "zoo.version", "torch_version": "torch.version"}  # fmt: skip
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 _JSON = {"builder_kwargs": "zoo.builder_kwargs", "labels": "zoo.labels", "preprocess": "zoo.preprocess",
          "training": "zoo.training"}  # fmt: skip
 
@@ -83,6 +89,9 @@ class CheckpointInfo:
     def from_model(cls, model: Model) -> CheckpointInfo:
         """The fields of a loaded model, checking that its builder arguments can be written as JSON.
 
+        The spec's `caller_only` arguments (`trust`, `repo`, `model_class`, ...) are never recorded: a file
+        never sets them, so the caller passes them again to `zoo.load(path, ...)`.
+
         Raises:
             ZooError: a builder argument is not a plain JSON value (a callable, a module, ...).
         """
@@ -90,7 +99,14 @@ class CheckpointInfo:
 
         from zoo._version import __version__
 
-        for key, value in model.builder_kwargs.items():
+        builder_kwargs, dropped = recordable_kwargs(model.spec, model.builder_kwargs)
+        if dropped:
+            log.info(
+                "%s: not recorded in the checkpoint (only a caller sets them): %s; pass them again to zoo.load",
+                model.spec.name,
+                ", ".join(f"{k}={model.builder_kwargs[k]!r}" for k in dropped),
+            )
+        for key, value in builder_kwargs.items():
             try:
                 json.dumps(value, allow_nan=False)
             except (TypeError, ValueError):
@@ -103,7 +119,7 @@ class CheckpointInfo:
             model=model.spec.name,
             plugin=model.spec.plugin,
             task=model.spec.task,
-            builder_kwargs=model.builder_kwargs,
+            builder_kwargs=builder_kwargs,
             labels=model.labels,
             preprocess=preprocess,
             weights=model.weights,
@@ -145,18 +161,17 @@ class CheckpointInfo:
         """Read the header metadata back; None when it holds no zoo fields.
 
         Raises:
-            ZooError: the zoo fields are damaged or from a newer zoo.
+            ZooError: the zoo fields are damaged (not JSON, wrong types, too deep or too large) or from a newer zoo.
         """
-        if not meta or "zoo.model" not in meta:
+        if not isinstance(meta, Mapping) or "zoo.model" not in meta:
             return None
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+            raise InputError(f"The metadata of {source} holds values that are not strings: the file is damaged.")
         _check_version(meta.get("zoo.checkpoint", "1"), source)
         values: dict[str, Any] = {name: meta.get(key) for name, key in _PLAIN.items()}
         for name, key in _JSON.items():
             if key in meta:
-                try:
-                    values[name] = json.loads(meta[key])
-                except ValueError:
-                    raise ZooError(f"The {key} metadata of {source} is not valid JSON: the file is damaged.") from None
+                values[name] = parse_json(meta[key], what=f"{key} metadata", source=source)
         return cls._build(values, source)
 
     def to_config(self) -> dict[str, Any]:
@@ -166,40 +181,105 @@ class CheckpointInfo:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], *, source: str = "config.json") -> CheckpointInfo | None:
-        """Read a `config.json` written by `to_config`; None when it has no `zoo` entry."""
+        """Read a `config.json` written by `to_config`; None when it has no `zoo` entry.
+
+        Raises:
+            ZooError: the zoo entry is damaged or from a newer zoo.
+        """
+        if not isinstance(config, Mapping):
+            return None
         zoo_fields = config.get("zoo")
         if not isinstance(zoo_fields, Mapping) or "model" not in zoo_fields:
             return None
-        _check_version(str(zoo_fields.get("checkpoint", 1)), source)
+        _check_version(zoo_fields.get("checkpoint", 1), source)
         values = {name: zoo_fields.get(name) for name in (*_PLAIN, *_JSON) if name != "builder_kwargs"}
         values["builder_kwargs"] = {k: v for k, v in config.items() if k != "zoo"}
         return cls._build(values, source)
 
     @classmethod
     def _build(cls, values: dict[str, Any], source: str) -> CheckpointInfo:
-        try:
-            preprocess = values.get("preprocess")
-            return cls(
-                model=str(values["model"]),
-                plugin=str(values.get("plugin") or "user"),
-                task=str(values.get("task") or ""),
-                builder_kwargs=dict(values.get("builder_kwargs") or {}),
-                labels=values.get("labels"),
-                preprocess=ImagePreprocess.from_dict(preprocess) if isinstance(preprocess, Mapping) else None,
-                weights=values.get("weights"),
-                base_sha256=values.get("base_sha256"),
-                training=values.get("training"),
-                zoo_version=values.get("zoo_version"),
-                torch_version=values.get("torch_version"),
-            )
-        except (TypeError, ValueError) as exc:
-            raise ZooError(f"The zoo metadata of {source} is damaged ({exc}): save the model again.") from None
+        """Check every field's type and size (nothing is imported or built from them here)."""
+        for name in ("model", "plugin"):
+            value = values.get(name)
+            if (name == "model" or value is not None) and (not isinstance(value, str) or not _NAME.match(value)):
+                raise InputError(
+                    f"The zoo metadata of {source} names {name} {_short(values.get(name))}, not a model or plugin "
+                    f"name: the file is damaged."
+                )
+        for name in ("task", "weights", "base_sha256", "zoo_version", "torch_version"):
+            value = values.get(name)
+            if value is not None and (not isinstance(value, str) or len(value) > 200):
+                raise InputError(f"The zoo metadata of {source} has a damaged {name} field ({_short(value)}).")
+        builder_kwargs = values.get("builder_kwargs")
+        if builder_kwargs is None:
+            builder_kwargs = {}
+        if not isinstance(builder_kwargs, Mapping):
+            raise InputError(f"The builder arguments in {source} are not a JSON object: the file is damaged.")
+        check_json(builder_kwargs, what="builder arguments", source=source)
+        check_json(values.get("training"), what="training summary", source=source)
+        labels = values.get("labels")
+        if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
+            raise InputError(f"The labels in {source} are not a list of strings: the file is damaged.")
+        check_json(labels, what="labels", source=source)
+        return cls(
+            model=values["model"],
+            plugin=values.get("plugin") or "user",
+            task=values.get("task") or "",
+            builder_kwargs=builder_kwargs,
+            labels=tuple(labels) if labels is not None else None,
+            preprocess=_preprocess(values.get("preprocess"), source),
+            weights=values.get("weights"),
+            base_sha256=values.get("base_sha256"),
+            training=values.get("training"),
+            zoo_version=values.get("zoo_version"),
+            torch_version=values.get("torch_version"),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready description, as `zoo info PATH --json` prints it."""
+        return {
+            "model": self.model,
+            "plugin": self.plugin,
+            "qualified_name": f"{self.plugin}/{self.model}",
+            "task": self.task,
+            "weights": self.weights,
+            "base_sha256": self.base_sha256,
+            "num_labels": len(self.labels) if self.labels is not None else None,
+            "preprocess": self.preprocess.to_dict() if self.preprocess is not None else None,
+            "builder_kwargs": dict(self.builder_kwargs),
+            "training": self.training,
+            "zoo_version": self.zoo_version,
+            "torch_version": self.torch_version,
+        }
 
 
-def _check_version(raw: str, source: str) -> None:
+def _preprocess(value: Any, source: str) -> ImagePreprocess | None:
+    """The preprocessing a file records, its sizes bounded (`MAX_PREPROCESS_SIZE`), or None."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InputError(f"The preprocessing in {source} is not a JSON object: the file is damaged.")
+    check_json(value, what="preprocessing", source=source)
+    for name in ("mean", "std"):
+        stats = value.get(name, [0.0])
+        if not isinstance(stats, list) or not 1 <= len(stats) <= 4:
+            raise InputError(f"The preprocessing {name} in {source} is not a list of 1 to 4 numbers.")
     try:
+        return ImagePreprocess.from_dict(value)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"The preprocessing in {source} is damaged ({_short(str(exc), 160)}).") from None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = " ".join(repr(value).split()) if not isinstance(value, str) or limit < 100 else value
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_version(raw: Any, source: str) -> None:
+    version = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+    if isinstance(raw, str) and raw.isdigit() and len(raw) < 10:
         version = int(raw)
-    except ValueError:
-        version = FORMAT_VERSION + 1
+    if version is None or version < 1:
+        raise InputError(f"{source} has a damaged checkpoint format version ({_short(raw)}): the file is damaged.")
     if version > FORMAT_VERSION:
         raise ZooError(f"{source} was written by a newer zoo (checkpoint format {raw}): upgrade zoo to load it.")

@@ -20,7 +20,7 @@ from zoo.errors import InputError, UnsupportedError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["StateDict", "find_state_dict", "read_state_dict", "read_tensors"]
+__all__ = ["StateDict", "find_state_dict", "load_safetensors", "read_state_dict", "read_tensors"]
 
 log = logging.getLogger(__name__)
 #: Entries searched, in order, for the state_dict of a checkpoint dict (YOLOv5 prefers `ema` to `model`).
@@ -69,14 +69,31 @@ def read_tensors(path: str | os.PathLike[str], *, key: str | None = None) -> Sta
         raise InputError(f"No checkpoint file at {path}.")
     kind = sniff(path)
     if kind == "safetensors":
-        from safetensors.torch import load_file
-
         if key:
             raise InputError(f"{path.name} is a safetensors file: it has no nested entries, so drop --key.")
-        return StateDict(load_file(str(path), device="cpu"), kind, "", "safetensors")
+        return StateDict(load_safetensors(path), kind, "", "safetensors")
     obj, reader = _load_object(path, kind)
     found, tensors = find_state_dict(obj, key, source=path.name)
     return StateDict(tensors, kind, found, reader)
+
+
+def load_safetensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, on the CPU; every header the safetensors library refuses (truncated,
+    lengths past the end, not JSON, unknown dtypes, offsets out of range or overlapping) is one `InputError`.
+
+    Raises:
+        InputError: the file is damaged or unreadable.
+    """
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    try:
+        return load_file(str(path), device="cpu")
+    except OSError as exc:
+        raise InputError(f"Cannot read {path.name}: {exc.strerror or exc}.") from None
+    except Exception as exc:  # SafetensorError, or what torch raises for a shape/dtype it cannot build
+        text = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise InputError(f"{path.name} is not a valid safetensors file ({text}): the file is damaged.") from None
 
 
 def _load_object(path: Path, kind: str) -> tuple[Any, str]:

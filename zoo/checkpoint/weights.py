@@ -100,17 +100,23 @@ def version_header(state: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _with_versions(state: dict[str, Any], path: Path) -> dict[str, Any]:
-    import json
     from collections import OrderedDict
 
     from safetensors import safe_open
+
+    from zoo.arguments import check_json, parse_json
+    from zoo.errors import InputError
 
     with safe_open(str(path), framework="pt") as f:
         header = f.metadata() or {}
     if VERSIONS_KEY not in header:
         return state
+    versions = parse_json(header[VERSIONS_KEY], what=f"{VERSIONS_KEY} metadata", source=path.name)
+    check_json(versions, what=f"{VERSIONS_KEY} metadata", source=path.name)
+    if not isinstance(versions, dict) or not all(isinstance(v, dict) for v in versions.values()):
+        raise InputError(f"The {VERSIONS_KEY} metadata of {path.name} is not a JSON object of objects: it is damaged.")
     out: dict[str, Any] = OrderedDict(state)
-    out._metadata = OrderedDict(json.loads(header[VERSIONS_KEY]))  # type: ignore[attr-defined]
+    out._metadata = OrderedDict(versions)  # type: ignore[attr-defined]
     return out
 
 
@@ -148,9 +154,9 @@ def build_module(builder: Callable[..., Any], kwargs: Mapping[str, Any], state_p
 
     if state_path is None:
         return _call(builder, kwargs)
-    from safetensors.torch import load_file
+    from zoo.checkpoint.reader import load_safetensors
 
-    state = _with_versions(load_file(str(state_path), device="cpu"), state_path)
+    state = _with_versions(load_safetensors(state_path), state_path)
     try:
         with torch.device("meta"):
             module = _call(builder, kwargs)

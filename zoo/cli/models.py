@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from zoo import api
@@ -46,7 +48,12 @@ def list_cmd(pattern: str | None, task: str | None, plugin: str | None, as_json:
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info_cmd(name: str, as_json: bool) -> None:
-    """Show a model's task, labels, preprocessing and weights tags."""
+    """Show a model's task, labels, preprocessing and weights tags; for a checkpoint path, what it holds."""
+    from zoo.names import is_path
+
+    if is_path(name):
+        _checkpoint_info(name, as_json)
+        return
     spec, tag = get_registry().resolve(name)
     summary = spec.summary(tag)
     if as_json:
@@ -71,6 +78,26 @@ def info_cmd(name: str, as_json: bool) -> None:
             default = " (default)" if tag == spec.default_weights else ""
             rows.append((tag + default, w["file"], w["hash_prefix"] or (w["sha256"] or "")[:12], metrics))
         table(None, ["weights", "file", "sha256", "metrics"], rows)
+
+
+def _checkpoint_info(path: str, as_json: bool) -> None:
+    """`zoo info PATH`: the model a checkpoint holds, its weights tag, labels, preprocessing and builder arguments."""
+    found = api.checkpoint_info(path)
+    summary = {"path": path, **found.summary()}
+    if as_json:
+        echo_json(summary)
+        return
+    click.echo(f"{path}: checkpoint of {summary['qualified_name']}  ({found.task or '-'})")
+    click.echo(f"  weights: started from {found.weights or 'random init'}   labels: {summary['num_labels'] or '-'}")
+    if found.preprocess:
+        p = found.preprocess
+        click.echo(f"  preprocess: resize {p.resize}, crop {p.crop}, {p.interpolation}, mean {p.mean}, std {p.std}")
+    if found.builder_kwargs:
+        click.echo("  arguments: " + ", ".join(f"{k}={v!r}" for k, v in found.builder_kwargs.items()))
+    if found.training:
+        click.echo(f"  training: {json.dumps(found.training, sort_keys=True, default=str)[:200]}")
+    if found.zoo_version or found.torch_version:
+        click.echo(f"  written by zoo {found.zoo_version or '?'}, torch {found.torch_version or '?'}")
 
 
 @click.command("plugins")

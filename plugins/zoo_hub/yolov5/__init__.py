@@ -16,6 +16,8 @@ RELEASE = "v7.0"
 URL = "https://github.com/ultralytics/yolov5/releases/download/{release}/yolov5{size}.pt"
 HUB_REPO = ("ultralytics", "yolov5")
 TASK = "object-detection"
+#: Arguments that choose hub code, trust or its source: only a caller sets them, never a checkpoint.
+CALLER_ONLY = frozenset({"backend", "trust", "repo", "ref"})
 
 
 def declare(plugin: Plugin) -> None:
@@ -42,6 +44,7 @@ def declare(plugin: Plugin) -> None:
                 default_weights=RELEASE,
                 description=f"YOLOv5{size} object detector (COCO, 80 classes); backend='native' or 'hub'",
                 defaults={"backend": "native", "nc": 80},
+                caller_only=CALLER_ONLY,
                 meta={"family": "yolov5", "image_size": 640, "hub": f"{'/'.join(HUB_REPO)}:{RELEASE}/yolov5{size}"},
                 state_dict_hook=fp32_hook,
             )
