@@ -19,8 +19,8 @@ This keeps well-meaning hub code (yolov5's `check_requirements`, which catches t
 from changing the interpreter. It is not a jail for hostile code: code you trusted runs with your
 rights and could write files or load native code; trust decides whether it runs at all.
 
-The audit hook cannot be removed once added, so it is a no-op outside `guarded()`; the only attribute
-patched (`_posixsubprocess.fork_exec`) is put back when the outermost guard exits, also on error.
+The audit hook cannot be removed once added, so it is a no-op outside `guarded()`; the two attributes
+patched (`_posixsubprocess.fork_exec`, `os._spawnvef`) are put back when the outermost guard exits, also on error.
 """
 
 from __future__ import annotations
@@ -204,9 +204,7 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
     elif event == "socket.connect" and settings.offline():
         raise OfflineError(f"Offline (ZOO_OFFLINE=1): hub code tried to connect to {args[1]!r}; nothing was sent.")
     if command is not None:
-        why = refusal(command)
-        if why:
-            raise _refuse(_text(command), why)
+        _check(command)
 
 
 def _text(command: Any) -> str:
@@ -218,29 +216,44 @@ def _text(command: Any) -> str:
         return str(command)
 
 
-def _patch_fork_exec() -> Any:
-    """Wrap `_posixsubprocess.fork_exec` (no audit event of its own when called directly)."""
+def _patch_fork_exec() -> list[tuple[Any, str, Any]]:
+    """Wrap the two spawners that have no audit event of their own in the parent: `_posixsubprocess.fork_exec`
+    called directly, and `os._spawnvef` behind `os.spawn*` on POSIX (its exec is audited only in the child).
+    Returns what to put back."""
+    import os
+
+    saved: list[tuple[Any, str, Any]] = []
     try:
         import _posixsubprocess
     except ImportError:  # pragma: no cover - not POSIX
-        return None
+        return saved
     original = _posixsubprocess.fork_exec
 
     def fork_exec(args: Any, *rest: Any) -> Any:
-        if _depth and args is not None:
-            why = refusal(args)
-            if why:
-                raise _refuse(_text(args), why)
+        _check(args)
         return original(args, *rest)
 
-    fork_exec.__wrapped__ = original  # type: ignore[attr-defined]
+    saved.append((_posixsubprocess, "fork_exec", original))
     _posixsubprocess.fork_exec = fork_exec
-    return original
+    spawnvef = getattr(os, "_spawnvef", None)
+    if spawnvef is not None:
+
+        def _spawnvef(mode: int, file: str, args: Any, env: Any, func: Any) -> Any:
+            _check([file, *args])
+            return spawnvef(mode, file, args, env, func)
+
+        saved.append((os, "_spawnvef", spawnvef))
+        os._spawnvef = _spawnvef
+    return saved
 
 
-def _restore_fork_exec(original: Any) -> None:
-    if original is None:
-        return
-    import _posixsubprocess
+def _check(args: Any) -> None:
+    if _depth and args is not None:
+        why = refusal(args)
+        if why:
+            raise _refuse(_text(args), why)
 
-    _posixsubprocess.fork_exec = original
+
+def _restore_fork_exec(saved: list[tuple[Any, str, Any]] | None) -> None:
+    for owner, name, original in saved or ():
+        setattr(owner, name, original)
