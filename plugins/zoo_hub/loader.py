@@ -58,7 +58,7 @@ def call_entry(repo: HubRepo, entry: str, kwargs: dict[str, Any], *, trust: bool
 
     An `nn.Module` result has its forward run inside the repo's scope too.
     """
-    trust_store.check(repo.key, repo.commit, trust=trust)
+    trust_store.check(repo.key, repo.commit, trust=trust, archive_sha256=repo.archive_sha256)
     conf = read_hubconf(repo.root)
     conf.entry(entry)
     missing = conf.missing_dependencies()
