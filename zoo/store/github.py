@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zoo import settings
-from zoo.errors import ChecksumError
+from zoo.errors import ChecksumError, InputError
 from zoo.specs import Artifact, validate_filename
 from zoo.store.archive import archive_commit, extract_tree
 from zoo.store.cache import temp_path, write_json
@@ -107,8 +107,13 @@ def repo_snapshot(
             expected=ref,
             got=commit,
         )
-    _bind(store, folder, artifact.name, commit, entry.sha256, entry.size, f"{owner}/{repo}")
-    dest = _extract(entry.path, folder, commit, f"{owner}/{repo}@{ref}", entry.sha256)
+    _bind(store, folder, artifact.name, commit, entry.sha256, entry.size, f"{owner}/{repo}", record=False)
+    try:
+        dest = _extract(entry.path, folder, commit, f"{owner}/{repo}@{ref}", entry.sha256)
+    except InputError:
+        _forget_archive(store, artifact.name)  # a hostile archive is not kept: the next try fetches anew
+        raise
+    _bind(store, folder, artifact.name, commit, entry.sha256, entry.size, f"{owner}/{repo}", record=True)
     (folder / "refs").mkdir(parents=True, exist_ok=True)
     write_json(ref_file, {"commit": commit, "ref": ref, "archive": artifact.name})
     return dest
@@ -138,12 +143,15 @@ def archive_pins(folder: Path) -> dict[str, dict[str, object]]:
     return {k: v for k, v in data.items() if isinstance(v, dict) and isinstance(v.get("sha256"), str)}
 
 
-def _bind(store: Store, folder: Path, name: str, commit: str, sha256: str, size: int, repo: str) -> None:
+def _bind(
+    store: Store, folder: Path, name: str, commit: str, sha256: str, size: int, repo: str, *, record: bool
+) -> None:
     """Hold `commit` to the archive bytes first fetched for it (trust on first use); other bytes are refused.
 
     A GitHub archive names its commit itself (pax header), so the commit alone proves nothing about the
-    bytes: a mirror could serve other code under a known commit. The first archive seen for a commit
-    is recorded; a different one is removed from the cache and refused before anything is extracted.
+    bytes: a mirror could serve other code under a known commit. The first archive extracted for a
+    commit is recorded (`record=True`, after extraction); a different one is removed from the cache and
+    refused before anything is extracted.
     """
     from zoo.store.cache import now
 
@@ -158,14 +166,14 @@ def _bind(store: Store, folder: Path, name: str, commit: str, sha256: str, size:
             expected=str(pinned["sha256"]),
             got=sha256,
         )
-    if pinned is None:
+    if pinned is None and record:
         folder.mkdir(parents=True, exist_ok=True)
         with ArtifactLock(folder, ARCHIVE_PINS):
             pins = archive_pins(folder)
             pins.setdefault(commit, {"sha256": sha256, "size": size, "archive": name, "time": now()})
             write_json(folder / ARCHIVE_PINS, pins)
         if pins[commit]["sha256"] != sha256:  # another process pinned other bytes meanwhile
-            _bind(store, folder, name, commit, sha256, size, repo)
+            _bind(store, folder, name, commit, sha256, size, repo, record=False)
 
 
 def _read(ref_file: Path) -> str | None:
