@@ -174,3 +174,17 @@ def test_command_lines_are_read_like_a_shell(command: object, refused: bool) -> 
     from zoo_hub.sandbox import refusal
 
     assert (refusal(command) is not None) is refused
+
+
+def test_offline_hub_code_cannot_even_resolve_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code = 'socket.getaddrinfo("example.com", 443)'
+    repo = write_repo(tmp_path / "repo", {"hubconf.py": "import socket\n" + HUBCONF.replace("{code}", code)})
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    assert zoo.load(f"hub:{repo}/net", trust=True).module.refused == ["OfflineError"]
+
+
+def test_the_executable_of_a_popen_counts() -> None:
+    from zoo_hub.sandbox import guarded
+
+    with guarded(), pytest.raises(zoo.UntrustedCodeError, match="never installs packages"):
+        subprocess.run(["harmless", "install", "x"], executable="pip")

@@ -9,8 +9,8 @@ hook refuses, with `SandboxError` (an `UntrustedCodeError`, so also a `Permissio
   `easy_install`, `uv`/`uvx`, `pipx`, and `conda`/`mamba`/`poetry`/`pdm` asked to install;
 - importing `pip`, `ensurepip` or `uv` in the process (their in-process entry points);
 - pseudo-terminals (`pty.spawn`, `os.forkpty`), and looking up libc's process functions through ctypes;
-- with `ZOO_OFFLINE=1`: sockets of the process, and subprocesses that reach the network (`curl`, `wget`,
-  `git fetch/clone/pull/push/ls-remote/submodule`, `ssh`, `rsync`, ...).
+- with `ZOO_OFFLINE=1`: sockets and name lookups of the process, and subprocesses that reach the network
+  (`curl`, `wget`, `git fetch/clone/pull/push/ls-remote/submodule`, `ssh`, `rsync`, ...).
 
 Command lines are read the way a shell reads them (quotes, `;`, `&&`, `|`, `$(...)`, nested `sh -c`), so
 `/bin/sh -c 'cd x && python3 -m pip install y'` is refused as surely as `["pip", "install", "y"]`.
@@ -187,8 +187,10 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
     if not _depth:
         return
     command: Any = None
-    if event == "subprocess.Popen":
-        command = [args[0], *args[1]] if args[0] and not isinstance(args[1], str) else args[1]
+    if event == "subprocess.Popen":  # (executable, args, cwd, env): the executable counts when it differs
+        command = args[1]
+        if args[0] and not isinstance(command, (str, bytes)) and list(command)[:1] != [args[0]]:
+            command = [args[0], *command]
     elif event == "os.system":
         command = args[0]
     elif event in {"os.exec", "os.posix_spawn"}:
@@ -203,6 +205,8 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
         raise _refuse(f"import {args[0]}", "zoo never installs packages for hub code")
     elif event == "socket.connect" and settings.offline():
         raise OfflineError(f"Offline (ZOO_OFFLINE=1): hub code tried to connect to {args[1]!r}; nothing was sent.")
+    elif event in {"socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex"} and settings.offline():
+        raise OfflineError(f"Offline (ZOO_OFFLINE=1): hub code tried to look up {args[0]!r}; nothing was sent.")
     if command is not None:
         _check(command)
 
