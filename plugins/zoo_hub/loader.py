@@ -100,22 +100,29 @@ def store_downloads() -> Iterator[None]:
         id(torch.hub.load_state_dict_from_url): (torch.hub.load_state_dict_from_url, _load_state_dict_from_url),
         id(torch.hub.download_url_to_file): (torch.hub.download_url_to_file, _download_url_to_file),
     }
-    _rebind({k: new for k, (_, new) in swaps.items()})
+    before = set(sys.modules)
+    patched = _rebind(list(sys.modules.values()), {k: new for k, (_, new) in swaps.items()})
     try:
         yield
     finally:
-        _rebind({id(new): old for old, new in swaps.values()})
+        # Only modules imported during the block can have bound a replacement at import time.
+        fresh = [module for name, module in list(sys.modules.items()) if name not in before]
+        _rebind([*patched, *fresh], {id(new): old for old, new in swaps.values()})
 
 
-def _rebind(table: dict[int, Any]) -> None:
-    """In every loaded module, replace attributes that are (by identity) a key of `table` by its value."""
-    for module in list(sys.modules.values()):
+def _rebind(modules: list[Any], table: dict[int, Any]) -> list[Any]:
+    """In `modules`, replace attributes that are (by identity) a key of `table` by its value; returns the
+    modules changed."""
+    changed = []
+    for module in modules:
         namespace = getattr(module, "__dict__", None)
         if not isinstance(namespace, dict) or namespace is globals():  # the replacements' own home stays
             continue
         for name, value in list(namespace.items()):
             if id(value) in table:
                 namespace[name] = table[id(value)]
+                changed.append(module)
+    return changed
 
 
 def _fetch(url: str, file_name: str | None = None, hash_prefix: str | None = None) -> Path:

@@ -205,10 +205,24 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
         raise _refuse(f"import {args[0]}", "zoo never installs packages for hub code")
     elif event == "socket.connect" and settings.offline():
         raise OfflineError(f"Offline (ZOO_OFFLINE=1): hub code tried to connect to {args[1]!r}; nothing was sent.")
-    elif event in {"socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex"} and settings.offline():
+    elif event in {"socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex"} and _named_host(args):
         raise OfflineError(f"Offline (ZOO_OFFLINE=1): hub code tried to look up {args[0]!r}; nothing was sent.")
     if command is not None:
         _check(command)
+
+
+def _named_host(args: tuple[Any, ...]) -> bool:
+    """True when offline and a lookup is for a host name (which asks a resolver), not an IP address literal."""
+    import ipaddress
+
+    if not settings.offline() or not args or not isinstance(args[0], (str, bytes)):
+        return False
+    host = args[0].decode(errors="replace") if isinstance(args[0], bytes) else args[0]
+    try:
+        ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return True
+    return False
 
 
 def _text(command: Any) -> str:
