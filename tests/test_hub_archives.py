@@ -53,6 +53,7 @@ def test_other_bytes_under_a_trusted_commit_are_refused_same_and_fresh_cache(
     assert zoo.load("hub:octo/tiny/tiny").module.width == 4  # first use: the archive's sha256 is bound
     bindings = zoo.trust.archive_bindings()
     assert list(bindings) == [f"octo/tiny@{SHA1}"] and len(bindings[f"octo/tiny@{SHA1}"]) == 64
+    assert bindings[f"octo/tiny@{SHA1}"][:16] in _zoo("trust", "--list").stdout
     _serve(file_server, "main", archives["evil"])
     _serve(file_server, SHA1, archives["evil"])
     # same cache: the commit's snapshot is reused without a fetch; a refresh of the branch is refused

@@ -57,9 +57,9 @@ def mirror(assets: Path, file_server, monkeypatch: pytest.MonkeyPatch, tmp_path:
 @pytest.mark.assets
 def test_v7_through_the_hub_backend_installs_nothing_and_matches(
     mirror,
-    fake_bin: Path,
+    fake_bin: Path,  # noqa: F811
     assets: Path,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _needs("IPython", "seaborn", "pkg_resources")
     monkeypatch.setenv("ZOO_TRUST", f"ultralytics/yolov5@{V70}")
