@@ -135,3 +135,26 @@ def test_check_hash_and_hash_prefix_in_hub_code(tmp_path: Path, file_server, mon
     assert "w.pth" not in json.loads((zoo.settings.cache_root() / "pins.json").read_text())  # nothing pinned
     zoo.load(f"hub:{repo}/load", trust=True, file="w.pth", prefix=digest[:10], dst=str(dst))
     assert dst.read_bytes() == (file_server.root / "w.pth").read_bytes()
+
+
+def test_a_library_first_imported_by_hub_code_keeps_the_originals(tmp_path: Path) -> None:
+    """torchvision binds `load_state_dict_from_url` at import: imported during the hub call, it must not keep zoo's."""
+    import subprocess
+    import sys
+
+    from tests.test_hub import write_repo
+
+    repo = write_repo(tmp_path / "repo", {"hubconf.py": "def net():\n    import torchvision.models\n    return None\n"})
+    script = f"""
+import sys, torch, torch.hub, zoo
+from zoo_hub import load_entry
+assert "torchvision" not in sys.modules
+load_entry({str(repo) + "/net"!r}, trust=True)
+import torchvision.models._api as api, torchvision._internally_replaced_utils as utils
+assert "torchvision" in sys.modules
+for fn in (api.load_state_dict_from_url, utils.load_state_dict_from_url, torch.hub.load_state_dict_from_url):
+    assert fn.__module__ == "torch.hub", fn
+print("originals")
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "originals", out.stderr[-2000:]
