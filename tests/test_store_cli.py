@@ -118,7 +118,7 @@ def test_corrupt_file_failing_to_load_is_quarantined_and_refetched(file_server, 
     entry.path.write_bytes(b"\x00" * entry.size)  # bit rot: same size, unreadable
     spec = zoo.info("heal")
     module = store.recovering(lambda: weights_entry(art), lambda e: build_module(spec.builder, {}, e.path))
-    assert module is not None and len(file_server.requests) == 2
+    assert module is not None and len(file_server.requests) == 1  # remade from the original kept in the cache
     assert CacheRecord.read(store.weights_dir, entry.path.name).sha256 == entry.sha256
     assert len(list((store.root / "quarantine").glob(f"*-{entry.path.name}"))) == 1
 

@@ -1,5 +1,5 @@
-"""Running hub code in isolation: its top-level modules in their own `sys.modules` scope, no pip installs,
-no network when offline.
+"""Running hub code in isolation: its top-level modules in their own `sys.modules` scope, under the sandbox
+(`zoo_hub.sandbox`: no package installers, no network when offline).
 
 A repo's `models`, `utils` or `model` packages must not collide with the user's or another repo's. Each
 repo gets a `RepoScope`: while it is active, `sys.modules` holds the repo's own modules under their plain
@@ -19,14 +19,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from zoo import settings
-from zoo.errors import OfflineError, UntrustedCodeError
+from zoo_hub.sandbox import guarded
 
 __all__ = ["RepoScope", "guarded", "scoped"]
 
 _LOCK = threading.RLock()
-_guard_depth = 0
-_hook_installed = False
 
 
 class RepoScope:
@@ -159,48 +156,3 @@ def _top_level_names(root: Path) -> frozenset[str]:
         elif child.suffix in {".py", ".so", ".pyd"} and child.stem.split(".")[0].isidentifier():
             names.add(child.stem.split(".")[0])
     return frozenset(n for n in names if n in GENERIC or n not in _installed())
-
-
-@contextlib.contextmanager
-def guarded() -> Iterator[None]:
-    """While active, `pip install` from any subprocess is refused, and so is every socket when offline."""
-    global _guard_depth
-    _install_hook()
-    with _LOCK:
-        _guard_depth += 1
-        try:
-            yield
-        finally:
-            _guard_depth -= 1
-
-
-def _install_hook() -> None:
-    global _hook_installed
-    with _LOCK:
-        if not _hook_installed:
-            sys.addaudithook(_audit)
-            _hook_installed = True
-
-
-def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if not _guard_depth:
-        return
-    if event in {"subprocess.Popen", "os.system", "os.posix_spawn", "os.exec", "os.spawn"}:
-        words = _words(args[1] if event == "subprocess.Popen" and len(args) > 1 else args[0] if args else "")
-        if "install" in words and any("pip" in w for w in words):
-            raise UntrustedCodeError(
-                f"Hub code tried to run `{' '.join(words)[:120]}`: zoo never installs packages for hub repos. "
-                f"Install what the repo needs yourself."
-            )
-    elif event == "socket.connect" and settings.offline():
-        raise OfflineError(f"Offline (ZOO_OFFLINE=1): hub code tried to connect to {args[1]!r}; nothing was sent.")
-
-
-def _words(command: Any) -> list[str]:
-    if isinstance(command, (str, bytes)):
-        command = command.decode() if isinstance(command, bytes) else command
-        return command.split()
-    try:
-        return [w.decode() if isinstance(w, bytes) else str(w) for w in command]
-    except TypeError:
-        return [str(command)]

@@ -13,9 +13,9 @@ from zoo_hub.names import HubTarget
 
 __all__ = ["HubRepo", "locate"]
 
-_SHA = re.compile(r"^[0-9a-f]{40}$")
-#: The ref fetched when a hub name gives none (torch.hub's default branch).
-DEFAULT_REF = "main"
+_SHA = re.compile(r"[0-9a-f]{40}")
+#: The refs tried, in order, when a hub name gives none (torch.hub's: `main`, then `master`).
+DEFAULT_REFS = ("main", "master")
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,13 @@ class HubRepo:
         key: `owner/repo`, or the folder's absolute path (what trust is given to).
         root: the folder holding hubconf.py.
         commit: the commit its files are at, when known (GitHub snapshots; local git checkouts).
+        archive_sha256: the sha256 of the GitHub archive its files were extracted from (None for a folder).
     """
 
     key: str
     root: Path
     commit: str | None = None
+    archive_sha256: str | None = None
 
     @property
     def token(self) -> str:
@@ -54,24 +56,62 @@ def locate(target: HubTarget) -> HubRepo:
         if not (root / "hubconf.py").is_file():
             raise ZooError(f"{root} has no hubconf.py: it is not a torch.hub repo folder.")
         return HubRepo(str(root), root, git_head(root))
+    ref = target.ref or default_ref(target.owner or "", target.repo or "")
     from zoo.store import repo_snapshot
 
-    root = repo_snapshot(target.owner, target.repo, target.ref or DEFAULT_REF)
+    root = repo_snapshot(target.owner or "", target.repo or "", ref)
     if not (root / "hubconf.py").is_file():
-        raise ZooError(
-            f"{target.owner}/{target.repo} at {target.ref or DEFAULT_REF} has no hubconf.py: not a torch.hub repo."
-        )
-    return HubRepo(f"{target.owner}/{target.repo}".lower(), root, snapshot_commit(root))
+        raise ZooError(f"{target.owner}/{target.repo} at {ref} has no hubconf.py: not a torch.hub repo.")
+    marker = _marker(root)
+    sha = marker.get("archive_sha256")
+    return HubRepo(
+        f"{target.owner}/{target.repo}".lower(), root, snapshot_commit(root), sha if isinstance(sha, str) else None
+    )
+
+
+def default_ref(owner: str, repo: str) -> str:
+    """The repo's default branch as torch.hub finds it: `main`, else `master`.
+
+    A branch already in the cache wins without asking the network; otherwise `main` is fetched and, when
+    it does not exist (or cannot be had offline), `master`.
+
+    Raises:
+        DownloadError: neither branch could be fetched (the message names both).
+        OfflineError: offline and neither is cached.
+    """
+    from zoo.errors import DownloadError, OfflineError
+    from zoo.store import repo_snapshot
+    from zoo.store.github import cached_ref
+
+    cached = cached_ref(owner, repo, DEFAULT_REFS)
+    if cached is not None:
+        return cached
+    try:
+        repo_snapshot(owner, repo, DEFAULT_REFS[0])
+        return DEFAULT_REFS[0]
+    except (DownloadError, OfflineError) as first:
+        try:
+            repo_snapshot(owner, repo, DEFAULT_REFS[1])
+        except (DownloadError, OfflineError):
+            raise type(first)(
+                f"{owner}/{repo} has neither a main nor a master branch that can be fetched: {first}"
+            ) from None
+        return DEFAULT_REFS[1]
+
+
+def _marker(root: Path) -> dict[str, object]:
+    try:
+        data = json.loads((root / ".zoo-snapshot.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def snapshot_commit(root: Path) -> str | None:
     """The commit of a store snapshot folder: its name, or the one its marker file records."""
-    if _SHA.match(root.name):
+    if _SHA.fullmatch(root.name):
         return root.name
-    try:
-        commit = json.loads((root / ".zoo-snapshot.json").read_text()).get("commit")
-    except (OSError, ValueError, AttributeError):
-        return None
+    commit = _marker(root).get("commit")
     return commit if isinstance(commit, str) else None
 
 
@@ -82,20 +122,20 @@ def git_head(root: Path) -> str | None:
         head = (git / "HEAD").read_text().strip()
     except OSError:
         return None
-    if _SHA.match(head):
+    if _SHA.fullmatch(head):
         return head
     if not head.startswith("ref: "):
         return None
     ref = head[5:].strip()
     try:
         value = (git / ref).read_text().strip()
-        return value if _SHA.match(value) else None
+        return value if _SHA.fullmatch(value) else None
     except OSError:
         pass
     try:
         for line in (git / "packed-refs").read_text().splitlines():
             sha, _, name = line.partition(" ")
-            if name == ref and _SHA.match(sha):
+            if name == ref and _SHA.fullmatch(sha):
                 return sha
     except OSError:
         return None

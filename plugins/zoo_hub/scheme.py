@@ -25,9 +25,24 @@ def resolve(text: str) -> tuple[ModelSpec, str | None]:
         builder=partial(build_entry, target),
         plugin=PLUGIN,
         description=f"torch.hub entry point {target.display}",
-        meta={"hub": target.display, "repo": target.key, "entry": target.entry},
+        meta={"hub": target.display, "repo": target.key, "entry": target.entry, "archives": _archives(target)},
     )
     return spec, None
+
+
+def _archives(target: HubTarget) -> list[dict[str, str]]:
+    """The GitHub archives `zoo fetch` locks for this repo's code (the default branch: main, then master)."""
+    if target.path is not None or target.owner is None or target.repo is None:
+        return []
+    from zoo.store.github import archive_artifact
+    from zoo_hub.repo import DEFAULT_REFS
+
+    refs = (target.ref,) if target.ref else DEFAULT_REFS
+    try:
+        artifacts = [archive_artifact(target.owner, target.repo, ref) for ref in refs]
+    except ValueError:  # an unsafe name: refused when the code is asked for
+        return []
+    return [{"file": a.name, "url": a.urls[0]} for a in artifacts]
 
 
 def build_entry(target: HubTarget, *, trust: bool | None = None, **kwargs: Any) -> Any:

@@ -63,10 +63,9 @@ def weights_entry(
     if entry is not None:
         return entry
     origin = store.fetch_entry(artifact, progress=progress)
-    entry = store.derive(name, "safetensors", origin, lambda tmp: convert_pickle(origin.path, tmp, hook=hook))
-    if origin.in_cache and origin.path.parent == entry.path.parent:
-        origin.path.unlink(missing_ok=True)  # the safetensors copy replaces it; its record stays for provenance
-    return entry
+    # The origin stays next to its conversion: hub code asking for the same URL is served from it (no second
+    # download, offline too), and the conversion can be checked against it.
+    return store.derive(name, "safetensors", origin, lambda tmp: convert_pickle(origin.path, tmp, hook=hook))
 
 
 def convert_pickle(

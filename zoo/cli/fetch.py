@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ def fetch_cmd(
     """Download, verify and cache the weights of models NAMES (resumable, safe to run in parallel)."""
     from zoo.checkpoint import weights_entry
     from zoo.store import get_store
+    from zoo.store.archive import archive_commit
     from zoo.store.lockfile import lock_entry, write_lock
 
     if lock_path and locked_path:
@@ -41,8 +43,13 @@ def fetch_cmd(
     store, done = get_store(), []
     with _progress(enabled=not quiet and not as_json) as progress:
         for name, spec, tag, artifact in plan:
-            entry = weights_entry(artifact, hook=spec.state_dict_hook, progress=progress(name))
-            done.append((lock_entry(store, name, tag, artifact, entry), entry))
+            if artifact.format == "repo":  # a hub repo's code archive: locked as fetched, never converted
+                entry = store.fetch_entry(artifact, progress=progress(name))
+                locked = replace(lock_entry(store, name, tag, artifact, entry), revision=archive_commit(entry.path))
+            else:
+                entry = weights_entry(artifact, hook=spec.state_dict_hook, progress=progress(name))
+                locked = lock_entry(store, name, tag, artifact, entry)
+            done.append((locked, entry))
     if lock_path:
         write_lock(lock_path, [locked for locked, _ in done])
     if as_json:
@@ -58,9 +65,31 @@ def _plan(name: str) -> tuple[str, Any, str, Any]:
     from zoo.registry import get_registry
 
     spec, tag = get_registry().resolve(name)
+    if tag is None and spec.meta.get("archives"):
+        return name, spec, "code", _code_archive(spec.meta["archives"])
     if tag is None:
         raise UnsupportedError(f"{name!r} has no pretrained weights to fetch: see `zoo info {spec.name}` for its tags.")
     return name, spec, tag, spec.weights[tag].artifact
+
+
+def _code_archive(candidates: list[dict[str, str]]) -> Any:
+    """The first of a hub model's code archives (`main`, then `master` when no ref is named) that can be had."""
+    from zoo.errors import DownloadError, OfflineError
+    from zoo.specs import Artifact
+    from zoo.store import get_store
+
+    artifacts = [Artifact(c["file"], urls=(c["url"],), format="repo") for c in candidates]
+    store = get_store()
+    for artifact in artifacts:
+        if store.cached(artifact.name):
+            return artifact
+    for artifact in artifacts[:-1]:
+        try:
+            store.fetch_entry(artifact)
+            return artifact
+        except (DownloadError, OfflineError):
+            continue
+    return artifacts[-1]
 
 
 def _locked_plan(path: Path, names: tuple[str, ...]) -> list[tuple[str, Any, str, Any]]:

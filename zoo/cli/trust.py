@@ -13,7 +13,11 @@ from zoo.errors import ZooError
 @click.option("--remove", is_flag=True, help="Remove the entries instead of adding them.")
 @click.option("--list", "show", is_flag=True, help="List the trust rules in force and where they come from.")
 def trust_cmd(entries: tuple[str, ...], remove: bool, show: bool) -> None:
-    """Trust hub repos: ENTRIES are owner/repo (any commit), owner/repo@SHA (that commit) or folders."""
+    """Trust hub repos: ENTRIES are owner/repo (any commit), owner/repo@SHA (that commit) or folders.
+
+    The first time code of a commit-pinned repo runs, the sha256 of its archive is recorded: other bytes for
+    that commit are refused afterwards. `--remove owner/repo@SHA` also forgets that record.
+    """
     from zoo import trust
 
     if not entries and not show:
@@ -27,3 +31,6 @@ def trust_cmd(entries: tuple[str, ...], remove: bool, show: bool) -> None:
     if show:
         rows = [(str(rule), rule.source) for rule in trust.rules()]
         table(None, ["trusted", "from"], rows) if rows else click.echo("nothing is trusted")
+        bound = trust.archive_bindings()
+        if bound:
+            table(None, ["commit bound to its archive", "archive sha256"], sorted(bound.items()))

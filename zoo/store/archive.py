@@ -1,4 +1,4 @@
-"""Reading tar archives safely: member names validated before anything is written, no links, no devices.
+"""Reading tar archives safely: member names validated before anything is written, links skipped, no devices.
 
 Used for GitHub repo archives (`zoo.store.github`) and `zoo cache import FILE.tar`. Nothing here ever
 calls `TarFile.extract*`: each regular file is streamed to a path built from its validated name under
@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import tarfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
@@ -50,11 +51,12 @@ def regular_members(tar: tarfile.TarFile, *, archive: str, skip_special: bool = 
     """Every file and folder member, names validated.
 
     Args:
-        skip_special: skip links, devices and fifos with a warning (repo snapshots) instead of refusing
-            the whole archive (imports).
+        skip_special: skip links with a warning (repo snapshots: GitHub archives hold symbolic links, and a
+            link never created cannot point anywhere) instead of refusing the whole archive (imports).
+            Devices and fifos are refused either way.
 
     Raises:
-        InputError: an unsafe name, a special member (unless skipped), or too many members or bytes.
+        InputError: an unsafe name, a link (unless skipped), a device or fifo, or too many members or bytes.
     """
     count = total = 0
     for member in tar:
@@ -66,40 +68,65 @@ def regular_members(tar: tarfile.TarFile, *, archive: str, skip_special: bool = 
         if member.isfile() or member.isdir():
             yield member
             continue
-        kind = "link" if member.issym() or member.islnk() else "device or fifo"
-        if not skip_special:
-            raise InputError(f"{archive} holds {member.name!r}, a {kind}: archives with links or devices are refused.")
-        log.warning("skipping %s in %s: a %s", member.name, archive, kind)
+        link = member.issym() or member.islnk()
+        if not link or not skip_special:
+            kind = f"a link to {member.linkname!r}" if link else "a device or fifo"
+            raise InputError(f"{archive} holds {member.name!r}, {kind}: refused, nothing was extracted.")
+        log.warning("skipping %s in %s: a link to %s", member.name, archive, member.linkname)
 
 
 def extract_tree(archive: Path, dest: Path, *, strip_top: bool = True) -> int:
-    """Extract files and folders of a tar archive into `dest` (created), skipping links and devices.
+    """Extract files and folders of a tar archive into `dest` (created), skipping links.
 
     With `strip_top`, the single top-level folder (GitHub's `repo-<ref>/`) is dropped. Returns the number
-    of files written.
+    of files written. The caller removes `dest` when this raises.
+
+    Raises:
+        InputError: an unsafe member (see `regular_members`), a name used twice or both as a file and a
+            folder, or an archive that cannot be read.
     """
     dest.mkdir(parents=True, exist_ok=True)
     written = 0
-    with tarfile.open(archive) as tar:
-        for member in regular_members(tar, archive=archive.name, skip_special=True):
-            rel = member_path(member.name, archive=archive.name)
-            if strip_top:
-                if len(rel.parts) == 1:
+    kinds: dict[PurePosixPath, str] = {}
+    try:
+        with tarfile.open(archive) as tar:
+            for member in regular_members(tar, archive=archive.name, skip_special=True):
+                rel = member_path(member.name, archive=archive.name)
+                if strip_top:
+                    if len(rel.parts) == 1:
+                        continue
+                    rel = PurePosixPath(*rel.parts[1:])
+                _claim(kinds, rel, "folder" if member.isdir() else "file", archive.name)
+                target = dest.joinpath(*rel.parts)
+                if member.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
                     continue
-                rel = PurePosixPath(*rel.parts[1:])
-            target = dest.joinpath(*rel.parts)
-            if member.isdir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            source = tar.extractfile(member)
-            if source is None:
-                continue
-            with source, open(target, "wb") as out:
-                shutil.copyfileobj(source, out, 1 << 20)
-            os.chmod(target, 0o755 if member.mode & 0o111 else 0o644)
-            written += 1
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source = tar.extractfile(member)
+                if source is None:
+                    continue
+                with source, open(target, "xb") as out:
+                    shutil.copyfileobj(source, out, 1 << 20)
+                os.chmod(target, 0o755 if member.mode & 0o111 else 0o644)
+                written += 1
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        raise InputError(f"{archive.name} is not a readable tar archive ({exc}): nothing was extracted.") from None
+    except OSError as exc:
+        raise InputError(f"Cannot extract {archive.name} ({exc.strerror or exc}): nothing was extracted.") from None
     return written
+
+
+def _claim(kinds: dict[PurePosixPath, str], rel: PurePosixPath, kind: str, archive: str) -> None:
+    """Record `rel` as a file or folder; refuse a name used twice, or as both a file and a folder."""
+    for parent in rel.parents:
+        if kinds.get(parent) == "file":
+            raise InputError(f"{archive} holds {parent} as a file and as a folder: refused, nothing was extracted.")
+        kinds.setdefault(parent, "folder")
+    seen = kinds.get(rel)
+    if seen is not None and (seen != kind or kind == "file"):
+        what = f"as a {seen} and as a {kind}" if seen != kind else "twice"
+        raise InputError(f"{archive} holds {rel} {what}: refused, nothing was extracted.")
+    kinds[rel] = kind
 
 
 def archive_commit(archive: Path) -> str | None:

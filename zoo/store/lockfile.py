@@ -9,7 +9,9 @@ or fails. The file is JSON::
 
 `source` is the upstream file's pinned location (``hf:org/repo@<commit>/file`` for the Hub, so
 `revision` holds the commit); `sha256` is always the full hash of the upstream file, also where the
-plugin publishes only a prefix.
+plugin publishes only a prefix. A `hub:` model locks its code instead: the GitHub archive (`"tag": "code"`,
+`"format": "repo"`), its sha256 and, in `revision`, the commit it holds; `--locked` installs those bytes
+only, whatever commit another archive claims.
 """
 
 from __future__ import annotations
