@@ -123,7 +123,7 @@ def _timm_spec(base: ModelSpec, snap: Snapshot, config: dict[str, Any], tag: str
     require_timm()
     parsed = parse_timm_config(config)
     labels = timm_labels(parsed)
-    preprocess = timm_preprocess(parsed.pretrained_cfg)
+    preprocess = timm_preprocess(parsed.pretrained_cfg, parsed.model_args)
     kwargs = {"architecture": parsed.architecture, "num_classes": parsed.num_classes, **parsed.model_args}
     weights = _weights(snap, builder_kwargs=kwargs, labels=labels or (), preprocess=preprocess)
     return replace(
