@@ -258,20 +258,28 @@ def torch_equal(a, b) -> bool:  # noqa: ANN001 - tensors
     return bool(torch.equal(a.float(), b.float()))
 
 
-def test_without_ultralytics_the_error_names_the_extra() -> None:
+def test_without_ultralytics_the_error_names_the_extra(file_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The install hint comes before anything is fetched: a pretrained load downloads nothing first."""
+    spec = zoo.info("yolov8n")
+    served = file_server.root / "ultralytics" / "assets" / "releases" / "download" / spec.default_weights
+    served.mkdir(parents=True)
+    (served / "yolov8n.pt").write_bytes(b"not fetched")
+    monkeypatch.setenv("ZOO_MIRRORS", f"https://github.com={file_server.url}")
     code = textwrap.dedent(
         """
         import sys
         sys.modules["ultralytics"] = None  # as if it were not installed
         import zoo
         print(len(zoo.list_models(plugin="ultralytics")))
-        try:
-            zoo.load("yolov8n:none", device="cpu")
-        except zoo.UnsupportedError as exc:
-            print(exc)
+        for name in ("yolov8n:none", "yolov8n"):
+            try:
+                zoo.load(name, device="cpu")
+            except zoo.UnsupportedError as exc:
+                print(exc)
         """
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    count, message = out.stdout.strip().splitlines()[-2:]
+    count, *messages = out.stdout.strip().splitlines()[-3:]
     assert int(count) > 100  # the catalog is listed all the same
-    assert 'pip install "zoo-sdk[yolo]"' in message
+    assert len(messages) == 2 and all('pip install "zoo-sdk[yolo]"' in m for m in messages), out.stdout
+    assert file_server.requests == []  # no download before the hint

@@ -282,6 +282,9 @@ class ModelSpec:
             safetensors (to rename legacy keys, drop unused heads); None for none.
         aliases: extra tag names pointing at declared tags, e.g. `{"DEFAULT": "IMAGENET1K_V2"}`
             for torchvision's best weights (case-insensitive, like tags).
+        requires: Python packages the builder imports, each with the command that installs it
+            (`{"ultralytics": 'pip install "zoo-sdk[yolo]"'}`): a load checks them before it fetches
+            anything, so a missing one costs no download.
     """
 
     name: str
@@ -297,6 +300,7 @@ class ModelSpec:
     meta: Mapping[str, Any] = field(default_factory=dict)
     state_dict_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     aliases: Mapping[str, str] = field(default_factory=dict)
+    requires: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not _TAG.match(self.name or ""):
@@ -313,7 +317,7 @@ class ModelSpec:
         for alias, target in self.aliases.items():
             if target not in self.weights:
                 raise PluginError(f"Weights alias {alias!r} of {self.name!r} points at undeclared tag {target!r}.")
-        for attr in ("weights", "defaults", "meta", "aliases"):
+        for attr in ("weights", "defaults", "meta", "aliases", "requires"):
             object.__setattr__(self, attr, MappingProxyType(dict(getattr(self, attr))))
         if self.default_weights is not None and self.default_weights not in self.weights:
             raise PluginError(f"Default weights {self.default_weights!r} of {self.name!r} are not declared.")
