@@ -31,20 +31,36 @@ pytestmark = pytest.mark.assets
 torch = pytest.importorskip("torch")
 
 
+class ZooPredict:
+    """`python -m zoo predict ARGS --json` started in a new process (the test's environment plus `env`); the
+    test computes its reference while it runs (the machine has two cores), then reads its `results()`."""
+
+    def __init__(self, *args: str, **env: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "zoo", "predict", *args, "--json", "--device", "cpu"],
+            env={**os.environ, "ZOO_PROGRESS": "0", **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+
+    def results(self) -> list[dict[str, Any]]:
+        """The JSON results, after checking the process succeeded without a traceback."""
+        try:
+            stdout, stderr = self.proc.communicate(timeout=300)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+        assert self.proc.returncode == 0, stderr[-3000:]
+        assert "Traceback" not in stderr, stderr[-3000:]
+        data = json.loads(stdout)
+        return data["results"] if isinstance(data, dict) else data
+
+
 def zoo_predict(*args: str, **env: str) -> list[dict[str, Any]]:
-    """`python -m zoo predict ARGS --json` in a new process (the test's environment plus `env`): its results."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "zoo", "predict", *args, "--json", "--device", "cpu"],
-        env={**os.environ, "ZOO_PROGRESS": "0", **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    data = json.loads(proc.stdout)
-    return data["results"] if isinstance(data, dict) else data
+    """The results of `zoo predict ARGS --json` in a new process."""
+    return ZooPredict(*args, **env).results()
 
 
 def top(result: dict[str, Any]) -> tuple[list[str], list[float]]:
@@ -159,11 +175,12 @@ def test_hub_code_animegan2_paints_like_the_repos_face2paint(
     monkeypatch.setenv("ZOO_TRUST", "bryandlee/animegan2-pytorch")
     photo = assets / "images" / "chelsea.png"  # 451x300: face2paint crops the centre 300x300, resizes to 512
 
-    results = zoo_predict("animegan2", str(photo), "--save", str(tmp_path / "out"))
-
-    assert results[0]["width"] == results[0]["height"] == 512 and results[0]["tiles"] == 1
+    run = ZooPredict("animegan2", str(photo), "--save", str(tmp_path / "out"))
     hubconf = _archive_module(archive, "hubconf", {})
     expected = np.asarray(hubconf.face2paint(size=512)(generator, Image.open(photo).convert("RGB")), np.int16)
+    results = run.results()
+
+    assert results[0]["width"] == results[0]["height"] == 512 and results[0]["tiles"] == 1
     got = np.asarray(Image.open(tmp_path / "out" / "chelsea.png").convert("RGB"), np.int16)
     assert got.shape == expected.shape == (512, 512, 3)
     assert np.abs(got - expected).max() <= 1  # upstream truncates to uint8 where zoo rounds
@@ -202,12 +219,13 @@ def test_ultralytics_yolov8n_pt_loads_in_a_fresh_process(
     monkeypatch.setenv("ZOO_OFFLINE", "1")
     bus = assets / "images" / "bus.jpg"
 
-    results = zoo_predict("yolov8n", str(bus))
+    run = ZooPredict("yolov8n", str(bus))
+    pixels = np.asarray(Image.open(bus).convert("RGB"))[:, :, ::-1]  # ultralytics takes BGR arrays
+    own = reference_model.predict(pixels, verbose=False, save=False)[0].boxes  # conf 0.25, iou 0.7: zoo's defaults
+    results = run.results()
 
     found = results[0]["detections"]
     assert (results[0]["width"], results[0]["height"]) == Image.open(bus).size
-    pixels = np.asarray(Image.open(bus).convert("RGB"))[:, :, ::-1]  # ultralytics takes BGR arrays
-    own = reference_model.predict(pixels, verbose=False, save=False)[0].boxes  # conf 0.25, iou 0.7: zoo's defaults
     assert len(found) == len(own) >= 10
     assert [d["class_id"] for d in found] == own.cls.int().tolist()
     np.testing.assert_allclose([d["score"] for d in found], own.conf.numpy(), atol=1e-4)
@@ -260,12 +278,13 @@ def test_timm_repo_predicts_like_timms_own_pipeline(hub: Any, assets: Path, tmp_
     hub.add("timm/test-resnet.e2e", {p.name: p.read_bytes() for p in (tmp_path / "repo").iterdir()})
     photos = [assets / "images" / n for n in ("chelsea.png", "coffee.png", "bus.jpg")]
 
-    results = zoo_predict("hf:timm/test-resnet.e2e", *map(str, photos), "--top-k", "3")
-
+    run = ZooPredict("hf:timm/test-resnet.e2e", *map(str, photos), "--top-k", "3")
     transform = create_transform(**resolve_data_config(model=reference))
     batch = torch.stack([transform(Image.open(p).convert("RGB")) for p in photos])
     with torch.no_grad():
         probs = reference(batch).softmax(-1)
+    results = run.results()
+
     for result, p in zip(results, probs):
         scores, indices = p.topk(3)
         labels, got = top(result)
