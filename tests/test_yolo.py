@@ -252,6 +252,26 @@ def test_released_weights_come_through_the_store_as_safetensors(
     assert len(file_server.requests) == seen
 
 
+def test_a_pt_written_by_ultralytics_predicts_in_a_fresh_process(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, photos: list[Path]
+) -> None:
+    """`zoo predict yolov8n photo --json` in a new process, with a yolov8n.pt that ultralytics saved from its yaml:
+    ultralytics is first imported there inside the meta-device build, which once left its class-level tensors
+    on the meta device ("Cannot copy out of meta tensor")."""
+    from ultralytics import YOLO
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    YOLO("yolov8n.yaml").save(folder / "yolov8n.pt")
+    monkeypatch.setenv("ZOO_WEIGHTS_PATH", str(folder))
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    proc = subprocess.run([sys.executable, "-m", "zoo", "predict", "yolov8n", str(photos[0]), "--json"],
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)[0]
+    assert (result["width"], result["height"]) == Image.open(photos[0]).size and "detections" in result
+
+
 def torch_equal(a, b) -> bool:  # noqa: ANN001 - tensors
     import torch
 
