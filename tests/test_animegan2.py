@@ -86,7 +86,6 @@ def test_untrusted_generator_never_runs(served: dict, tmp_path: Path) -> None:
 
 
 def test_face2paint_path_matches_a_manual_pipeline(served: dict, face: Path) -> None:
-    from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as F
 
     model = zoo.load("animegan2:paprika", trust=True, device="cpu")
@@ -97,10 +96,10 @@ def test_face2paint_path_matches_a_manual_pipeline(served: dict, face: Path) -> 
     assert len(pins["animegan2-paprika.pt"]["sha256"]) == 64  # upstream publishes no hash: recorded at first download
     result = model.predict(face)
     assert isinstance(result, zoo.results.ImageOutput) and result.image.size == (512, 512) and result.tiles == 1
-    image = torch.from_numpy(np.array(Image.open(face))).permute(2, 0, 1)
-    square = F.center_crop(F.resize(image, [512], InterpolationMode.BICUBIC, antialias=True), [512])
-    with torch.inference_mode():  # face2paint: crop, resize to 512, scale to [-1, 1]
-        expected = (model.module(square[None].float() / 255 * 2 - 1)[0] * 0.5 + 0.5).clamp(0, 1)
+    photo = Image.open(face).convert("RGB")  # 240x300: face2paint crops the centre 240x240, resizes with LANCZOS
+    square = photo.crop((0, 30, 240, 270)).resize((512, 512), Image.LANCZOS)
+    with torch.inference_mode():
+        expected = (model.module(F.to_tensor(square)[None] * 2 - 1)[0] * 0.5 + 0.5).clamp(0, 1)
     got = torch.from_numpy(np.array(result.image)).permute(2, 0, 1).float() / 255
     assert (got - expected).abs().max() <= 1 / 255 + 1e-6
     pair = result.side_by_side()
@@ -137,3 +136,39 @@ def test_cli_predict_saves_images(served: dict, face: Path, tmp_path: Path) -> N
     info = zoo.info("animegan2")
     assert set(info.weights) == {"face_paint_512_v2", "face_paint_512_v1", "celeba_distill", "paprika"}
     assert info.default_weights == "face_paint_512_v2"
+
+
+def _repo_face2paint(archive: Path):
+    """The repo's own `face2paint` factory, from hubconf.py in the real archive (it imports only torch and PIL)."""
+    import tarfile
+    import types
+
+    with tarfile.open(archive) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith("/hubconf.py") and m.name.count("/") == 1)
+        source = tar.extractfile(member).read().decode()  # type: ignore[union-attr]
+    hubconf = types.ModuleType("animegan2_hubconf")
+    exec(compile(source, "hubconf.py", "exec"), hubconf.__dict__)
+    return hubconf.face2paint
+
+
+@pytest.mark.assets
+@pytest.mark.parametrize("photo", ["chelsea.png", "bus.jpg", "astronaut.png"])
+def test_model_input_is_exactly_what_the_repos_face2paint_makes(assets: Path, photo: str) -> None:
+    """face2paint crops the centre square, then resizes it with LANCZOS: zoo's tensor is the same, bit for bit
+    (landscape, portrait JPEG and square inputs)."""
+    from zoo.images import collect_images, decode, preprocess_batch
+    from zoo_hub.animegan2 import FACE2PAINT
+
+    seen: list[torch.Tensor] = []
+
+    def capture(x: torch.Tensor) -> torch.Tensor:  # stands in for the generator: records its input
+        seen.append(x.clone())
+        return x
+
+    face2paint = _repo_face2paint(assets / "hub" / "bryandlee-animegan2-pytorch-main.tar.gz")
+    path = assets / "images" / photo
+    face2paint(size=512)(capture, Image.open(path).convert("RGB"))
+    items, _ = collect_images(path)
+    ours = preprocess_batch([decode(items[0], 3)], FACE2PAINT, torch.device("cpu"))
+    assert ours.shape == seen[0].shape == (1, 3, 512, 512)
+    assert torch.equal(ours, seen[0])

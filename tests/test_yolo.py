@@ -252,26 +252,54 @@ def test_released_weights_come_through_the_store_as_safetensors(
     assert len(file_server.requests) == seen
 
 
+def test_a_pt_written_by_ultralytics_predicts_in_a_fresh_process(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, photos: list[Path]
+) -> None:
+    """`zoo predict yolov8n photo --json` in a new process, with a yolov8n.pt that ultralytics saved from its yaml:
+    ultralytics is first imported there inside the meta-device build, which once left its class-level tensors
+    on the meta device ("Cannot copy out of meta tensor")."""
+    from ultralytics import YOLO
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    YOLO("yolov8n.yaml").save(folder / "yolov8n.pt")
+    monkeypatch.setenv("ZOO_WEIGHTS_PATH", str(folder))
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    proc = subprocess.run([sys.executable, "-m", "zoo", "predict", "yolov8n", str(photos[0]), "--json"],
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)[0]
+    assert (result["width"], result["height"]) == Image.open(photos[0]).size and "detections" in result
+
+
 def torch_equal(a, b) -> bool:  # noqa: ANN001 - tensors
     import torch
 
     return bool(torch.equal(a.float(), b.float()))
 
 
-def test_without_ultralytics_the_error_names_the_extra() -> None:
+def test_without_ultralytics_the_error_names_the_extra(file_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The install hint comes before anything is fetched: a pretrained load downloads nothing first."""
+    spec = zoo.info("yolov8n")
+    served = file_server.root / "ultralytics" / "assets" / "releases" / "download" / spec.default_weights
+    served.mkdir(parents=True)
+    (served / "yolov8n.pt").write_bytes(b"not fetched")
+    monkeypatch.setenv("ZOO_MIRRORS", f"https://github.com={file_server.url}")
     code = textwrap.dedent(
         """
         import sys
         sys.modules["ultralytics"] = None  # as if it were not installed
         import zoo
         print(len(zoo.list_models(plugin="ultralytics")))
-        try:
-            zoo.load("yolov8n:none", device="cpu")
-        except zoo.UnsupportedError as exc:
-            print(exc)
+        for name in ("yolov8n:none", "yolov8n"):
+            try:
+                zoo.load(name, device="cpu")
+            except zoo.UnsupportedError as exc:
+                print(exc)
         """
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    count, message = out.stdout.strip().splitlines()[-2:]
+    count, *messages = out.stdout.strip().splitlines()[-3:]
     assert int(count) > 100  # the catalog is listed all the same
-    assert 'pip install "zoo-sdk[yolo]"' in message
+    assert len(messages) == 2 and all('pip install "zoo-sdk[yolo]"' in m for m in messages), out.stdout
+    assert file_server.requests == []  # no download before the hint

@@ -59,6 +59,7 @@ def load_spec(spec: ModelSpec, tag: str | None, *, device: str | torch.device | 
     from zoo.device import place_module, resolve_device
     from zoo.model import Model
 
+    _check_requires(spec)
     target = resolve_device(device)
     weights = spec.weights[tag] if tag is not None else None
     labels, kwargs = _label_kwargs(kwargs)
@@ -101,6 +102,19 @@ def load_spec(spec: ModelSpec, tag: str | None, *, device: str | torch.device | 
     if weights is not None and weights.meta.get("training"):  # e.g. a fine-tuned checkpoint from the Hub
         model.training_summary = dict(weights.meta["training"])
     return model
+
+
+def _check_requires(spec: ModelSpec) -> None:
+    """Raise before any download when a package the builder needs is not installed (found without importing it)."""
+    import importlib.util
+
+    for module, hint in spec.requires.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a parent package missing, or a module set to None in sys.modules
+            found = False
+        if not found:
+            raise UnsupportedError(f"{spec.name} needs the {module} package, which is not installed: {hint}.")
 
 
 def _preprocess(preprocess: ImagePreprocess | None, kwargs: Mapping[str, Any]) -> ImagePreprocess | None:

@@ -227,7 +227,12 @@ def preprocess_batch(images: Sequence[torch.Tensor], spec: ImagePreprocess, devi
     Matches torchvision's `ImageClassification` transform bit for bit: each image is resized with
     `torchvision.transforms.functional.resize` (the v2 uint8 fast path rounds differently, enough to
     move a top-1 score by 0.006) and cropped, then the stacked batch is converted and normalized.
+    A spec naming another pipeline (face2paint, timm) runs that one (`zoo.pipelines`).
     """
+    if spec.pipeline != "torchvision":
+        from zoo.pipelines import pipeline_batch
+
+        return pipeline_batch(images, spec, device)
     import torch
     from torchvision.transforms import functional as F1
     from torchvision.transforms.v2 import InterpolationMode

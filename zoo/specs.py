@@ -21,6 +21,10 @@ _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 #: Largest side, in pixels, an `ImagePreprocess` may resize or crop to (a bigger one from a file would allocate
 #: gigabytes per image).
 MAX_PREPROCESS_SIZE = 8192
+#: Named preprocessing pipelines (`ImagePreprocess.pipeline`): a closed set, run by `zoo.pipelines`.
+PIPELINES = ("torchvision", "face2paint", "timm")
+_INTERPOLATIONS = frozenset({"bilinear", "bicubic", "nearest", "nearest-exact"})
+_PIL_INTERPOLATIONS = frozenset({"lanczos", "box", "hamming"})
 
 
 def validate_filename(name: str) -> str:
@@ -80,17 +84,28 @@ def _check_size(name: str, size: Any) -> None:
 class ImagePreprocess:
     """How an image becomes a model input, as data.
 
-    The pipeline is torchvision's classification one: resize the shorter side to `resize` (or to
-    `(height, width)`), center-crop to `crop`, scale to [0, 1], normalize with `mean` and `std`.
+    The default pipeline is torchvision's classification one: resize the shorter side to `resize` (or
+    to `(height, width)`), center-crop to `crop`, scale to [0, 1], normalize with `mean` and `std`.
+    A model whose original code prepares its input otherwise names that code's pipeline instead
+    (one of `PIPELINES`, run by `zoo.pipelines`), so zoo gives it the very tensor the original gives:
+
+    - `"face2paint"`: bryandlee/animegan2-pytorch's `face2paint`: crop the centre square, resize it
+      to `crop` with PIL (`interpolation="lanczos"`), scale to [0, 1], normalize;
+    - `"timm"`: timm's own eval transform (`timm.data.create_transform`) made from `crop` (the input
+      size), `interpolation`, `mean`, `std`, `crop_pct` and `crop_mode`.
 
     Attributes:
         resize: shorter-side size, or `(height, width)`; None keeps the input size.
         crop: center-crop size, or `(height, width)`; None for no crop.
         mean: per-channel mean subtracted after scaling to [0, 1].
         std: per-channel standard deviation divided by.
-        interpolation: "bilinear", "bicubic" or "nearest".
+        interpolation: "bilinear", "bicubic" or "nearest" (also "lanczos", "box", "hamming" for the
+            PIL-based pipelines).
         antialias: antialias when downsizing (torchvision's default).
         channels: 3 for RGB input, 1 for grayscale.
+        pipeline: "torchvision" (the default), "face2paint" or "timm".
+        crop_pct: timm: the fraction of the resized image the crop keeps (None: timm's default).
+        crop_mode: timm: "center", "squash" or "border" (None: timm's default, center).
     """
 
     resize: int | tuple[int, int] | None = 256
@@ -100,10 +115,22 @@ class ImagePreprocess:
     interpolation: str = "bilinear"
     antialias: bool = True
     channels: int = 3
+    pipeline: str = "torchvision"
+    crop_pct: float | None = None
+    crop_mode: str | None = None
 
     def __post_init__(self) -> None:
-        if self.interpolation not in {"bilinear", "bicubic", "nearest", "nearest-exact"}:
-            raise ValueError(f"interpolation {self.interpolation!r} is not bilinear, bicubic or nearest")
+        if self.pipeline not in PIPELINES:
+            raise ValueError(f"preprocessing pipeline {self.pipeline!r} is not one of {', '.join(PIPELINES)}")
+        allowed = _INTERPOLATIONS if self.pipeline == "torchvision" else _INTERPOLATIONS | _PIL_INTERPOLATIONS
+        if self.interpolation not in allowed:
+            raise ValueError(f"interpolation {self.interpolation!r} is not one of {', '.join(sorted(allowed))}")
+        if self.pipeline == "face2paint" and not isinstance(self.crop, int):
+            raise ValueError("the face2paint pipeline needs crop: the side of the square model input")
+        if self.crop_mode not in (None, "center", "squash", "border"):
+            raise ValueError(f"crop_mode {self.crop_mode!r} is not center, squash or border")
+        if self.crop_pct is not None and not 0 < self.crop_pct <= 1:
+            raise ValueError(f"crop_pct {self.crop_pct!r} is not in (0, 1]")
         if len(self.mean) != len(self.std):
             raise ValueError("mean and std must have the same length")
         if self.channels not in (1, 3):
@@ -129,6 +156,9 @@ class ImagePreprocess:
             "interpolation": self.interpolation,
             "antialias": self.antialias,
             "channels": self.channels,
+            **({"pipeline": self.pipeline} if self.pipeline != "torchvision" else {}),
+            **({"crop_pct": self.crop_pct} if self.crop_pct is not None else {}),
+            **({"crop_mode": self.crop_mode} if self.crop_mode is not None else {}),
         }
 
     @classmethod
@@ -146,6 +176,9 @@ class ImagePreprocess:
             interpolation=str(data.get("interpolation", "bilinear")),
             antialias=bool(data.get("antialias", True)),
             channels=int(data.get("channels", 3)),
+            pipeline=str(data.get("pipeline", "torchvision")),
+            crop_pct=float(data["crop_pct"]) if data.get("crop_pct") is not None else None,
+            crop_mode=str(data["crop_mode"]) if data.get("crop_mode") is not None else None,
         )
 
 
@@ -270,6 +303,9 @@ class ModelSpec:
             `ref`, `backend`): only a caller's keyword sets them. A checkpoint, config.json or any other file
             setting one to anything but the builder's default is refused, and `Model.save` never records them
             (see `zoo.arguments`).
+        requires: Python packages the builder imports, each with the command that installs it
+            (`{"ultralytics": 'pip install "zoo-sdk[yolo]"'}`): a load checks them before it fetches
+            anything, so a missing one costs no download.
     """
 
     name: str
@@ -286,6 +322,7 @@ class ModelSpec:
     state_dict_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     aliases: Mapping[str, str] = field(default_factory=dict)
     caller_only: frozenset[str] = frozenset()
+    requires: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "caller_only", frozenset(self.caller_only))
@@ -303,7 +340,7 @@ class ModelSpec:
         for alias, target in self.aliases.items():
             if target not in self.weights:
                 raise PluginError(f"Weights alias {alias!r} of {self.name!r} points at undeclared tag {target!r}.")
-        for attr in ("weights", "defaults", "meta", "aliases"):
+        for attr in ("weights", "defaults", "meta", "aliases", "requires"):
             object.__setattr__(self, attr, MappingProxyType(dict(getattr(self, attr))))
         if self.default_weights is not None and self.default_weights not in self.weights:
             raise PluginError(f"Default weights {self.default_weights!r} of {self.name!r} are not declared.")

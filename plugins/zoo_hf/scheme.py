@@ -135,7 +135,7 @@ def _timm_spec(base: ModelSpec, snap: Snapshot, config: dict[str, Any], tag: str
     try:
         parsed = parse_timm_config(config)
         labels = timm_labels(parsed)
-        preprocess = timm_preprocess(parsed.pretrained_cfg)
+        preprocess = timm_preprocess(parsed.pretrained_cfg, parsed.model_args)
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise InputError(f"The timm {source} is damaged ({' '.join(str(exc).split())[:160]}).") from None
     kwargs = file_kwargs(

@@ -1,5 +1,5 @@
 """timm models from the Hub (`hf:timm/resnet50.a1_in1k`): their config.json read into a builder's arguments,
-zoo preprocessing (timm's eval transform as data) and class labels."""
+preprocessing by timm's own data config and eval transform, and class labels."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 __all__ = ["TIMM_HINT", "TimmConfig", "build_timm", "is_timm_config", "parse_timm_config"]
 
 TIMM_HINT = 'pip install "zoo-sdk[timm]"'
-_INTERPOLATIONS = {"bilinear", "bicubic", "nearest"}
 
 
 @dataclass(frozen=True)
@@ -89,24 +88,31 @@ def timm_labels(parsed: TimmConfig) -> tuple[str, ...] | None:
     return tuple(name.split(",")[0].strip() for name in names) if len(names) == parsed.num_classes else None
 
 
-def timm_preprocess(pretrained_cfg: Mapping[str, Any]) -> ImagePreprocess:
-    """timm's eval transform (resize to size / crop_pct, center crop, normalize) as zoo preprocessing."""
-    channels, height, width = (int(v) for v in pretrained_cfg.get("input_size", (3, 224, 224)))
-    crop_pct = float(pretrained_cfg.get("crop_pct") or 0.875)
-    interpolation = str(pretrained_cfg.get("interpolation") or "bicubic")
-    if pretrained_cfg.get("crop_mode", "center") == "squash" or height != width:
-        resize: int | tuple[int, int] = (math.floor(height / crop_pct), math.floor(width / crop_pct))
-    else:
-        resize = math.floor(height / crop_pct)
-    mean = tuple(float(v) for v in pretrained_cfg.get("mean", (0.485, 0.456, 0.406)))
-    std = tuple(float(v) for v in pretrained_cfg.get("std", (0.229, 0.224, 0.225)))
+def timm_preprocess(pretrained_cfg: Mapping[str, Any], model_args: Mapping[str, Any] | None = None) -> ImagePreprocess:
+    """timm's own data config (`timm.data.resolve_data_config`) as zoo preprocessing run by timm's transform.
+
+    The spec names the `timm` pipeline: at predict time `timm.data.create_transform` builds the eval
+    transform from it (`zoo.pipelines`), so every crop mode (center, squash, border), crop_pct and PIL
+    interpolation is timm's own. `resize` records the size timm scales to before cropping, for display.
+    """
+    require_timm()
+    from timm.data import resolve_data_config
+
+    args = {"in_chans": model_args["in_chans"]} if model_args and model_args.get("in_chans") else {}
+    config = resolve_data_config(args, pretrained_cfg=dict(pretrained_cfg) or {"input_size": (3, 224, 224)})
+    channels, height, width = (int(v) for v in config["input_size"])
+    crop_pct = float(config["crop_pct"])
+    resize = (math.floor(height / crop_pct), math.floor(width / crop_pct))
     return ImagePreprocess(
-        resize=resize,
-        crop=(height, width) if height != width else height,
-        mean=mean,
-        std=std,
-        interpolation=interpolation if interpolation in _INTERPOLATIONS else "bicubic",
+        resize=resize[0] if height == width and config["crop_mode"] == "center" else resize,
+        crop=height if height == width else (height, width),
+        mean=tuple(float(v) for v in config["mean"]),
+        std=tuple(float(v) for v in config["std"]),
+        interpolation=str(config["interpolation"]),
         channels=1 if channels == 1 else 3,
+        pipeline="timm",
+        crop_pct=crop_pct,
+        crop_mode=str(config["crop_mode"]),
     )
 
 

@@ -3,7 +3,8 @@
 The generator comes from the repo's hubconf (`generator(pretrained=False)`, after trust); its weights are
 the repo's `weights/*.pt` state_dicts, fetched through the store (the full sha256 is recorded at first
 download: upstream's hubconf "checks" a hash that is not in the file names, so nothing is checked there).
-The `face2paint` helper's preprocessing (center crop, resize to 512, scale to [-1, 1]) is the spec's.
+The input is the one the repo's `face2paint` makes (the centre square of the photo, resized to 512 with
+PIL's LANCZOS, scaled to [-1, 1]): the spec names zoo's `face2paint` pipeline (`zoo.pipelines`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ TAGS = {
     "celeba_distill": "portraits, distilled on CelebA",
     "paprika": "scenes, in the style of Paprika",
 }
-#: face2paint: center crop to a square, resize to 512, scale to [-1, 1].
-FACE2PAINT = ImagePreprocess(resize=512, crop=512, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bicubic")
+#: face2paint: crop the centre square, resize it to 512 with PIL's LANCZOS, scale to [-1, 1].
+FACE2PAINT = ImagePreprocess(
+    resize=None, crop=512, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="lanczos", pipeline="face2paint"
+)
 
 
 def declare(plugin: Plugin) -> None:

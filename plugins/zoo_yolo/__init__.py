@@ -19,6 +19,7 @@ from typing import Any
 from zoo.plugin import Plugin
 from zoo.specs import ModelSpec, Weights
 from zoo_yolo.build import Arch, build, fp32_hook
+from zoo_yolo.runtime import INSTALL_HINT
 
 __all__ = ["TASKS", "plugin"]
 
@@ -78,6 +79,7 @@ def _spec(name: str, entry: Mapping[str, Any], catalog: Mapping[str, Any]) -> Mo
             "image_size": 224 if entry["task"] == "classify" else 640,
         },
         state_dict_hook=fp32_hook,
+        requires={"ultralytics": INSTALL_HINT},
     )
 
 

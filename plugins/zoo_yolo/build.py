@@ -35,18 +35,27 @@ class Arch:
 
 
 def task_classes(arch: Arch) -> dict[str, Any]:
-    """ultralytics' `{"model", "trainer", "validator", "predictor"}` classes of the model's task."""
+    """ultralytics' `{"model", "trainer", "validator", "predictor"}` classes of the model's task.
+
+    ultralytics is imported on the CPU device whatever device context the caller is in: some of its
+    classes keep tensors made at import (class attributes), and a first import inside zoo's meta-device
+    build would leave them on the meta device, failing every later forward pass in the process
+    ("Cannot copy out of meta tensor").
+    """
+    import torch
+
     from zoo_yolo.runtime import ultralytics_module
 
-    ultralytics_module()
-    if arch.family == "rtdetr":
-        from ultralytics.models.rtdetr import RTDETR
+    with torch.device("cpu"):
+        ultralytics_module()
+        if arch.family == "rtdetr":
+            from ultralytics.models.rtdetr import RTDETR
 
-        task_map = RTDETR.task_map.fget(None)  # type: ignore[attr-defined]
-    else:
-        from ultralytics.models.yolo import YOLO
+            task_map = RTDETR.task_map.fget(None)  # type: ignore[attr-defined]
+        else:
+            from ultralytics.models.yolo import YOLO
 
-        task_map = YOLO.task_map.fget(None)  # type: ignore[attr-defined]
+            task_map = YOLO.task_map.fget(None)  # type: ignore[attr-defined]
     return task_map[arch.task]
 
 

@@ -83,14 +83,12 @@ class UltralyticsTask(Task):
         args.imgsz = int(size or self.model.spec.meta.get("image_size", 640))
         args.batch = batch_size
         labels = self.model.labels
-        results = []
-        for start in range(0, len(images), batch_size):
-            chunk = images[start : start + batch_size]
+        results: list[Any] = [None] * len(images)
+        for chunk in _same_shape_chunks(images, batch_size):  # each photo letterboxed as if alone: rect, not square
             with quiet():  # ultralytics wants BGR arrays
-                found = predictor(source=[image[:, :, ::-1] for image in chunk], stream=False)
-            for j, result in enumerate(found):
-                item = items[start + j]
-                results.append(to_zoo(result, labels=labels, source=item.source, image=chunk[j], top_k=top_k))
+                found = predictor(source=[images[i][:, :, ::-1] for i in chunk], stream=False)
+            for i, result in zip(chunk, found):
+                results[i] = to_zoo(result, labels=labels, source=items[i].source, image=images[i], top_k=top_k)
         return results if is_batch else results[0]
 
     def predictor(self) -> Any:
@@ -102,7 +100,8 @@ class UltralyticsTask(Task):
             from zoo_yolo.runtime import quiet
 
             cls = task_classes(self.arch)["predictor"]
-            overrides = {"task": self.arch.task, "mode": "predict", "save": False, "verbose": False,
+            # rect: letterbox to the smallest stride-multiple rectangle, as `YOLO.predict` does, not to a square
+            overrides = {"task": self.arch.task, "mode": "predict", "save": False, "verbose": False, "rect": True,
                          "device": str(self.model.device), "retina_masks": True}  # fmt: skip
             predictor = cls(overrides=overrides)
             labels = self.model.labels or ()
@@ -124,6 +123,19 @@ class UltralyticsTask(Task):
         if train is not None and data is not None:
             raise InputError("Pass the dataset once: finetune(data='data.yaml', ...).")
         return finetune(self.model, data if data is not None else train, **options)
+
+
+def _same_shape_chunks(images: Sequence[np.ndarray], size: int) -> list[list[int]]:
+    """Indices of `images` in chunks of at most `size` images of one shape, in input order within a shape.
+
+    ultralytics letterboxes a batch of one shape to the smallest stride-multiple rectangle (`rect`), but a
+    batch of mixed shapes to a square: grouping by shape gives every photo the boxes `YOLO.predict` gives
+    it alone, whatever it is batched with.
+    """
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, image in enumerate(images):
+        by_shape.setdefault(tuple(image.shape), []).append(i)
+    return [group[j : j + size] for group in by_shape.values() for j in range(0, len(group), size)]
 
 
 def _tensors(module: Any) -> Any:
