@@ -130,3 +130,41 @@ def test_invalid_declarations_fail_at_declaration() -> None:
         zoo.Weights(url="https://example.org/..%2F..%2Fetc%2Fpasswd")
     with pytest.raises(ValueError, match="sha256"):
         zoo.Weights(url="https://example.org/a.pth", sha256="abc")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["resnet18\n", "resnet18:v1\n", "alpha/resnet18\n", "hub:owner/repo\n", "res\nnet18", "resnet18\r", "\x00x"],
+)
+def test_names_with_a_newline_or_control_character_are_refused(text: str) -> None:
+    with pytest.raises(zoo.UnknownModelError) as info:
+        parse_name(text, frozenset({"hub"}))
+    assert "\n" not in str(info.value)
+
+
+def test_names_with_surrounding_spaces_still_parse() -> None:
+    assert parse_name("  resnet18:v1 ").model == "resnet18"
+
+
+@pytest.mark.parametrize(
+    "name", ["CON", "con", "aux", "Nul", "NUL.pth", "nul.tar.gz", "com1", "COM9.txt", "lpt3.bin", "con.", "AUX "]
+)
+def test_windows_reserved_names_are_recognised(name: str) -> None:
+    from zoo.names import is_reserved_name
+
+    assert is_reserved_name(name)
+
+
+@pytest.mark.parametrize("name", ["console", "con_x", "com0", "com10", "lpt", "nul_weights.pth", "icon", "auxiliary"])
+def test_ordinary_names_are_not_reserved(name: str) -> None:
+    from zoo.names import is_reserved_name
+
+    assert not is_reserved_name(name)
+
+
+@pytest.mark.parametrize("name", ["mine\n", "a b", "-x", ""])
+def test_plugin_and_command_names_use_full_matches(name: str) -> None:
+    with pytest.raises(zoo.PluginError):
+        zoo.Plugin(name)
+    with pytest.raises(zoo.PluginError):
+        zoo.Plugin("ok").command(name, "pkg.cli:main")
