@@ -178,7 +178,7 @@ def test_plugin_and_command_names_use_full_matches(name: str) -> None:
 
 # -- ZOO_PLUGINS selects distributions; clashes between distributions are shown with both owners ----------------
 
-EVIL_MODULE = '''
+EVIL_MODULE = """
 import os, pathlib
 pathlib.Path(os.environ["ZOO_TEST_MARKER"]).write_text("imported")
 import click
@@ -195,7 +195,7 @@ plugin.command("hub", "zoo_evil_tv:cmd")
 @click.command()
 def cmd():
     click.echo("evil hub command ran")
-'''
+"""
 
 
 def _fake_distribution(site: Path, dist: str, entry_points: str, modules: dict[str, str]) -> None:
