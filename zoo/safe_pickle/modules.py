@@ -62,7 +62,8 @@ def _collect(stub: Any, prefix: str, out: dict[str, torch.Tensor], active: set[i
     if id(stub) in active or len(active) > _MAX_DEPTH:
         raise UnsupportedError(f"The module tree loops back on itself at {prefix[:-1]!r}.")
     active.add(id(stub))
-    skip = set(state.get("_non_persistent_buffers_set") or ())
+    non_persistent = state.get("_non_persistent_buffers_set")
+    skip = set(non_persistent) if isinstance(non_persistent, (set, frozenset, list, tuple)) else set()
     for group in ("_parameters", "_buffers"):
         for name, tensor in _entries(state.get(group)):
             if tensor is None or (group == "_buffers" and name in skip):
@@ -81,4 +82,6 @@ def _entries(container: Any) -> Iterator[tuple[str, Any]]:
         container = container.dictitems
     if isinstance(container, Mapping):
         for key, value in container.items():
-            yield str(key), value
+            if not isinstance(key, str):
+                raise UnsupportedError(f"A pickled module names an entry with a {type(key).__name__}, not a string.")
+            yield key, value

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import _compat_pickle
 import io
+import lzma
 import os
 import pickle
 import re
 import struct
 import sys
 import zipfile
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -185,8 +187,8 @@ def _zip_kind(path: Path) -> str:
     try:
         with zipfile.ZipFile(path) as zf:
             records = [name.partition("/")[2] for name in zf.namelist()]
-    except (zipfile.BadZipFile, OSError):
-        return "unknown"
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error, NotImplementedError, OverflowError):
+        return "unknown"  # a damaged central directory (ValueError: a member name that is not UTF-8)
     if "constants.pkl" in records or any(r.startswith("code/") for r in records):
         return "torchscript"
     return "torch-zip" if "data.pkl" in records else "zip"
@@ -229,7 +231,10 @@ def load(path: str | os.PathLike[str]) -> Any:
     except (UnsupportedError, InputError):
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, KeyError, IndexError,
-            RuntimeError, struct.error, zipfile.BadZipFile, OverflowError, RecursionError) as exc:  # fmt: skip
+            RuntimeError, struct.error, zipfile.BadZipFile, OverflowError, RecursionError, OSError, zlib.error,
+            lzma.LZMAError, NotImplementedError) as exc:  # fmt: skip
+        # OSError: a damaged zip directory seeks before the file's start; NotImplementedError: a zip
+        # compression method zipfile does not know (UnsupportedError, its subclass, was re-raised above)
         detail = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise UnsupportedError(f"{path.name} could not be read as a torch checkpoint: {detail}.") from exc
 
@@ -317,7 +322,7 @@ def _load_legacy(file: IO[bytes], file_size: int) -> Any:
         return _Unpickler(f, _refuse_persistent).load()
 
     if small() != LEGACY_MAGIC:
-        raise UnsupportedError(f"{getattr(file, 'name', 'the file')} {_REFUSALS['unknown']}.")
+        raise UnsupportedError(f"{Path(getattr(file, 'name', 'the file')).name} {_REFUSALS['unknown']}.")
     if small() != LEGACY_PROTOCOL:
         raise UnsupportedError("This legacy torch checkpoint uses an unknown protocol version.")
     sys_info = small()

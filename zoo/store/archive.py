@@ -34,7 +34,7 @@ def member_path(name: str, *, archive: str = "archive") -> PurePosixPath:
     if (
         not name
         or name.startswith("/")
-        or _DRIVE.match(name)
+        or any(_DRIVE.match(part) for part in name.split("/"))  # "./C:x" too: Windows joins "C:x" as a drive
         or "\\" in name
         or any(ord(c) < 32 for c in name)
         or any(part == ".." for part in name.split("/"))
