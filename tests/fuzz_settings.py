@@ -66,6 +66,7 @@ def expect_zoo_errors(call: Callable[[], Any]) -> Any:
     try:
         return call()
     except ZooError as exc:
-        message = str(exc)
-        assert message and "\n" not in message, f"{type(exc).__name__} message is not one line: {message!r}"
-        return None
+        error: ZooError | None = exc
+    message = str(error)
+    assert message and "\n" not in message, f"{type(error).__name__} message is not one line: {message!r}"
+    return None

@@ -67,7 +67,7 @@ def _seeds() -> dict[str, bytes]:
     net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3))
     objects = {
         "state": OrderedDict(w=base.view(3, 4), t=base.view(3, 4).t(), b=base[2:5], e=base[:1].expand(6)),
-        "mixed": {"p": torch.nn.Parameter(torch.ones(2)), "i": torch.tensor([1, 2], dtype=torch.int64), "x": [1.5, "s"]},
+        "mixed": {"p": torch.nn.Parameter(torch.ones(2)), "i": torch.tensor([1, 2]), "x": [1.5, "s"]},
         "module": net,
     }
     seeds = {}
