@@ -159,26 +159,26 @@ def opcodes(draw: st.DrawFn) -> bytes:
     return b"".join(parts)
 
 
-@fuzz(150)
+@fuzz(100)
 @given(data=st.binary(max_size=2048), prefix=st.sampled_from([b"", b"\x80\x02", b"PK\x03\x04", b"\x80\x02\x8a\x0a"]))
 def test_random_bytes(tmp_path: Path, data: bytes, prefix: bytes) -> None:
     check_load(_write(tmp_path, prefix + data))
 
 
-@fuzz(200)
+@fuzz(150)
 @given(seed=st.sampled_from(sorted(SEEDS)), data=st.data())
 def test_mutated_files(tmp_path: Path, seed: str, data: st.DataObject) -> None:
     check_load(_write(tmp_path, data.draw(mutated(SEEDS[seed]))))
 
 
-@fuzz(150)
+@fuzz(100)
 @given(seed=st.sampled_from([s for s in sorted(SEEDS) if s.endswith("-zip")]), data=st.data())
 def test_mutated_data_pkl_in_a_valid_zip(tmp_path: Path, seed: str, data: st.DataObject) -> None:
     pkl = data.draw(mutated(_data_pkl(SEEDS[seed])))
     check_load(_write(tmp_path, _rezip(SEEDS[seed], pkl)))
 
 
-@fuzz(150)
+@fuzz(100)
 @given(pkl=opcodes(), storage=st.binary(max_size=64))
 def test_generated_pickles_over_a_storage(tmp_path: Path, pkl: bytes, storage: bytes) -> None:
     zipped = io.BytesIO()

@@ -121,7 +121,8 @@ class Registry:
         for ep in eps:
             dist = _dist_name(ep)
             key = ep.name if ep.name not in registry.infos else f"{dist or '?'}:{ep.name}"
-            version = ep.dist.version if getattr(ep, "dist", None) is not None else None
+            dist_info = getattr(ep, "dist", None)
+            version = dist_info.version if dist_info is not None else None
             others = [d for d in seen[ep.name] if d != (dist or "?")]
             dup = (f"entry point {ep.name!r} is also declared by {', '.join(others)}",) if others else ()
             refused = selection.refusal(ep)
