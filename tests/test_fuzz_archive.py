@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from tests.fuzz_settings import expect_zoo_errors, fuzz, memory_peak
 from zoo.errors import InputError
-from zoo.store.archive import extract_tree, member_path
+from zoo.store.archive import archive_commit, extract_tree, member_path
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -74,6 +74,8 @@ def check_extract(tmp_path: Path, data: bytes) -> None:
     dest = work / "out" / "dest"
     with memory_peak():
         expect_zoo_errors(lambda: extract_tree(archive, dest))
+        commit = archive_commit(archive)
+    assert commit is None or len(commit) == 40
     assert sorted(p.name for p in work.iterdir()) == ["out", "repo.tar"]
     assert [p.name for p in (work / "out").iterdir()] in (["dest"], [])
     if dest.exists():
@@ -150,3 +152,37 @@ def test_cache_import_of_random_archives(tmp_path: Path, entries: list) -> None:
 def test_known_bad_archives_are_refused_or_contained(tmp_path: Path, entries: list) -> None:
     check_extract(tmp_path, build_tar(entries))
     assert not (tmp_path / "evil").exists()
+
+
+def long_header_bomb(path: Path, typeflag: bytes, *, magic: bool = True) -> Path:
+    """A 1.5 KB tar whose first header is a long-name (`L`) or pax (`x`) record declaring 1 TiB of data."""
+    block = bytearray(512)
+    block[0:13] = b"././@LongLink"
+    block[100:108], block[108:116], block[116:124] = b"0000644\0", b"0000000\0", b"0000000\0"
+    block[124:136] = b"\x80" + (1 << 40).to_bytes(11, "big")  # base-256 size, as GNU tar writes large ones
+    block[136:148] = b"00000000000\0"
+    block[156:157] = typeflag
+    if magic:
+        block[257:265] = b"ustar\x0000"
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    path.write_bytes(bytes(block) + bytes(1024))
+    return path
+
+
+@pytest.mark.parametrize("typeflag", [b"L", b"K", b"x", b"g"])
+def test_a_header_declaring_a_terabyte_is_refused_without_allocating(tmp_path: Path, typeflag: bytes) -> None:
+    # tarfile.open / is_tarfile read such a header whole: MemoryError at best, gigabytes allocated at worst
+    from zoo.store import Store
+    from zoo.store.archive import is_tar
+    from zoo.store.exchange import import_paths
+
+    bomb = long_header_bomb(tmp_path / "bomb.tar", typeflag)
+    with memory_peak():
+        with pytest.raises(InputError) as info:
+            extract_tree(bomb, tmp_path / "out")
+        assert "\n" not in str(info.value)
+        assert archive_commit(bomb) is None
+        assert not is_tar(bomb)
+        report = expect_zoo_errors(lambda: import_paths(Store(tmp_path / "home"), [bomb]))
+    assert report is None or not report.imported

@@ -454,3 +454,16 @@ def test_declared_lengths_never_exceed_the_input_under_a_memory_cap(tmp_path: Pa
     for path, line in zip(files, lines):  # before the budget: MemoryError (or gigabytes allocated without a cap)
         assert line.startswith("UnsupportedError"), (path.name, line)
         assert "bytes where only" in line or "could not be read" in line, (path.name, line)
+
+
+def test_a_tar_header_declaring_a_terabyte_is_sniffed_without_allocating(tmp_path: Path) -> None:
+    # `tarfile.is_tarfile` reads a long-name header whole: MemoryError for this 1.5 KB file (pre-POSIX: no magic)
+    from tests.test_fuzz_archive import long_header_bomb
+
+    bomb = long_header_bomb(tmp_path / "bomb.pt", b"L", magic=False)
+    assert safe_pickle.sniff(bomb) == "tar"
+    with pytest.raises(UnsupportedError, match="legacy tar archive"):
+        safe_pickle.load(bomb)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(bytes(range(256)) * 4)
+    assert safe_pickle.sniff(garbage) == "unknown"

@@ -176,11 +176,24 @@ def sniff(path: str | os.PathLike[str]) -> str:
         return "safetensors"
     if head[:1] == b"\x80" or head[:1] in (b"(", b"}", b"]", b"c"):
         return "pickle"
-    if head[257:262] == b"ustar":
+    if head[257:262] == b"ustar" or _is_tar_header(head):
         return "tar"
-    import tarfile
+    return "unknown"
 
-    return "tar" if tarfile.is_tarfile(path) else "unknown"
+
+def _is_tar_header(block: bytes) -> bool:
+    """True when `block` starts with a tar header (pre-POSIX too) whose checksum holds.
+
+    `tarfile.is_tarfile` is not used: it reads the long-name and pax headers it meets with the length they
+    declare, so a 1.5 KB file declaring a 1 TiB long name makes it allocate 1 TiB.
+    """
+    if len(block) < 512:
+        return False
+    try:
+        checksum = int(block[148:156].replace(b"\0", b" ").strip() or b"-", 8)
+    except ValueError:
+        return False
+    return checksum == 8 * 0x20 + sum(block[:148]) + sum(block[156:512])
 
 
 def _zip_kind(path: Path) -> str:
