@@ -82,13 +82,13 @@ def check_extract(tmp_path: Path, data: bytes) -> None:
         _inside(dest)
 
 
-@fuzz(100)
+@fuzz(70)
 @given(entries=st.lists(members(), max_size=8), compress=st.sampled_from(["w", "w:gz"]))
 def test_extract_tree_random_members(tmp_path: Path, entries: list, compress: str) -> None:
     check_extract(tmp_path, build_tar(entries, compress))
 
 
-@fuzz(60)
+@fuzz(40)
 @given(entries=st.lists(members(), min_size=1, max_size=4), edits=st.data())
 def test_extract_tree_damaged_archives(tmp_path: Path, entries: list, edits: st.DataObject) -> None:
     data = bytearray(build_tar(entries, edits.draw(st.sampled_from(["w", "w:gz", "w:bz2", "w:xz"]))))

@@ -63,7 +63,7 @@ def _reference_reserved(name: str) -> bool:
     )
 
 
-@fuzz(300)
+@fuzz(200)
 @given(name=st.one_of(st.text(max_size=12), st.lists(st.sampled_from(["con", "AUX", "Nul", "com", "LPT", "1", "9",
        "0", ".", "txt", " ", "x", "²"]), max_size=4).map("".join)))  # fmt: skip
 def test_is_reserved_name_matches_windows_rules(name: str) -> None:

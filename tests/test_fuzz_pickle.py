@@ -178,7 +178,7 @@ def test_mutated_data_pkl_in_a_valid_zip(tmp_path: Path, seed: str, data: st.Dat
     check_load(_write(tmp_path, _rezip(SEEDS[seed], pkl)))
 
 
-@fuzz(100)
+@fuzz(70)
 @given(pkl=opcodes(), storage=st.binary(max_size=64))
 def test_generated_pickles_over_a_storage(tmp_path: Path, pkl: bytes, storage: bytes) -> None:
     zipped = io.BytesIO()
