@@ -169,6 +169,9 @@ class Registry:
         for spec in plugin.specs.values():
             self._by_name.setdefault(spec.name, []).append(spec)
         for prefix, resolver in plugin.schemes.items():
+            if prefix in self._schemes:  # never silently: `zoo plugins` shows it on both owners too
+                first = self._owner_label(self._owners[("scheme", prefix)][0])
+                log.warning("plugin %r (%s) also claims '%s:'; %s keeps it", key, distribution, prefix, first)
             self._schemes.setdefault(prefix, resolver)
             self._owners.setdefault(("scheme", prefix), []).append(key)
         for task, target in plugin.tasks.items():
