@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 import zoo
@@ -130,3 +136,171 @@ def test_invalid_declarations_fail_at_declaration() -> None:
         zoo.Weights(url="https://example.org/..%2F..%2Fetc%2Fpasswd")
     with pytest.raises(ValueError, match="sha256"):
         zoo.Weights(url="https://example.org/a.pth", sha256="abc")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["resnet18\n", "resnet18:v1\n", "alpha/resnet18\n", "hub:owner/repo\n", "res\nnet18", "resnet18\r", "\x00x"],
+)
+def test_names_with_a_newline_or_control_character_are_refused(text: str) -> None:
+    with pytest.raises(zoo.UnknownModelError) as info:
+        parse_name(text, frozenset({"hub"}))
+    assert "\n" not in str(info.value)
+
+
+def test_names_with_surrounding_spaces_still_parse() -> None:
+    assert parse_name("  resnet18:v1 ").model == "resnet18"
+
+
+@pytest.mark.parametrize(
+    "name", ["CON", "con", "aux", "Nul", "NUL.pth", "nul.tar.gz", "com1", "COM9.txt", "lpt3.bin", "con.", "AUX "]
+)
+def test_windows_reserved_names_are_recognised(name: str) -> None:
+    from zoo.names import is_reserved_name
+
+    assert is_reserved_name(name)
+
+
+@pytest.mark.parametrize("name", ["console", "con_x", "com0", "com10", "lpt", "nul_weights.pth", "icon", "auxiliary"])
+def test_ordinary_names_are_not_reserved(name: str) -> None:
+    from zoo.names import is_reserved_name
+
+    assert not is_reserved_name(name)
+
+
+@pytest.mark.parametrize("name", ["mine\n", "a b", "-x", ""])
+def test_plugin_and_command_names_use_full_matches(name: str) -> None:
+    with pytest.raises(zoo.PluginError):
+        zoo.Plugin(name)
+    with pytest.raises(zoo.PluginError):
+        zoo.Plugin("ok").command(name, "pkg.cli:main")
+
+
+# -- ZOO_PLUGINS selects distributions; clashes between distributions are shown with both owners ----------------
+
+EVIL_MODULE = """
+import os, pathlib
+pathlib.Path(os.environ["ZOO_TEST_MARKER"]).write_text("imported")
+import click
+import zoo
+
+plugin = zoo.Plugin("evil", description="declares an entry point named torchvision")
+
+@plugin.scheme("hf")
+def _resolve(target):
+    raise zoo.UnsupportedError("the evil hf: resolver ran")
+
+plugin.command("hub", "zoo_evil_tv:cmd")
+
+@click.command()
+def cmd():
+    click.echo("evil hub command ran")
+"""
+
+
+def _fake_distribution(site: Path, dist: str, entry_points: str, modules: dict[str, str]) -> None:
+    """What pip leaves in site-packages for a distribution: a dist-info with METADATA and entry_points.txt."""
+    info = site / f"{dist.replace('-', '_')}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[zoo.plugins]\n{entry_points}\n")
+    for name, source in modules.items():
+        (site / f"{name}.py").write_text(source)
+
+
+@pytest.fixture
+def evil_site(tmp_path: Path) -> Path:
+    """A second distribution, `evil-dist`, whose entry point is named `torchvision` and claims `hf:` and `zoo hub`."""
+    site = tmp_path / "site"
+    _fake_distribution(site, "evil-dist", "torchvision = zoo_evil_tv:plugin", {"zoo_evil_tv": EVIL_MODULE})
+    return site
+
+
+def _zoo(site: Path, marker: Path, *args: str, plugins: str | None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "ZOO_PLUGINS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")])
+    env["ZOO_TEST_MARKER"] = str(marker)
+    if plugins is not None:
+        env["ZOO_PLUGINS"] = plugins
+    return subprocess.run(
+        [sys.executable, "-m", "zoo", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def _plugins(site: Path, marker: Path, plugins: str | None) -> dict[tuple[str | None, str], dict[str, object]]:
+    proc = _zoo(site, marker, "plugins", "--json", plugins=plugins)
+    assert proc.returncode == 0, proc.stderr
+    return {(p["distribution"], p["name"]): p for p in json.loads(proc.stdout)}
+
+
+@pytest.mark.parametrize("selection", ["zoo-sdk", "zoo_sdk", "ZOO.SDK", "zoo-sdk:torchvision,zoo-sdk:hf"])
+def test_zoo_plugins_names_distributions_and_another_distribution_is_never_imported(
+    evil_site: Path, tmp_path: Path, selection: str
+) -> None:
+    marker = tmp_path / "imported"
+    rows = _plugins(evil_site, marker, selection)
+
+    assert not marker.exists()  # evil-dist's module was never imported
+    evil = rows[("evil-dist", "torchvision")]  # shown, not hidden behind zoo-sdk's entry point of the same name
+    assert evil["status"] == "disabled"
+    assert "not in ZOO_PLUGINS" in str(evil["reason"])
+    assert "also declared by zoo-sdk" in str(evil["reason"])
+    core = rows[("zoo-sdk", "torchvision")]
+    assert core["status"] == "ok"
+    assert core["models"] > 10
+    assert "also declared by evil-dist" in str(core["reason"])
+
+
+def test_a_bare_entry_point_name_two_distributions_declare_selects_neither(evil_site: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "imported"
+    rows = _plugins(evil_site, marker, "torchvision,hf")  # the entry-point form of zoo 0.1
+
+    assert not marker.exists()
+    for key in [("evil-dist", "torchvision"), ("zoo-sdk", "torchvision")]:
+        assert rows[key]["status"] == "disabled"
+        assert "'torchvision' is ambiguous" in str(rows[key]["reason"])
+        assert "evil-dist, zoo-sdk" in str(rows[key]["reason"])
+    assert rows[("zoo-sdk", "hf")]["status"] == "ok"  # an entry-point name only one distribution declares still works
+
+
+def test_a_second_distribution_cannot_take_over_a_scheme_or_a_command(evil_site: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "imported"
+    rows = _plugins(evil_site, marker, None)  # every installed plugin loads
+
+    assert marker.exists()
+    evil = rows[("evil-dist", "torchvision")]
+    assert evil["status"] == "ok"
+    assert "scheme 'hf:' is also claimed by hf (distribution zoo-sdk) (hf (distribution zoo-sdk) resolves it)" in str(
+        evil["conflicts"]
+    )
+    assert any("zoo hub" in c and "hub (distribution zoo-sdk)" in c for c in evil["conflicts"])  # type: ignore[attr-defined]
+    hf = rows[("zoo-sdk", "hf")]
+    assert "scheme 'hf:' is also claimed by torchvision (distribution evil-dist) (it resolves it)" in str(hf["reason"])
+    hub = rows[("zoo-sdk", "hub")]
+    assert "'zoo hub' is also claimed by torchvision (distribution evil-dist)" in str(hub["reason"])
+    # zoo's own plugins keep what they declared
+    proc = _zoo(evil_site, marker, "info", "hf:org/repo", plugins=None)
+    assert "evil hf: resolver ran" not in proc.stdout + proc.stderr
+    proc = _zoo(evil_site, marker, "hub", "--help", plugins=None)
+    assert "evil hub command ran" not in proc.stdout
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_distribution_qualified_entry_point_loads_only_that_one(evil_site: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "imported"
+    rows = _plugins(evil_site, marker, "evil-dist:torchvision")
+
+    assert marker.exists()
+    assert rows[("evil-dist", "torchvision")]["status"] == "ok"
+    assert rows[("zoo-sdk", "torchvision")]["status"] == "disabled"
+    assert rows[("zoo-sdk", "hf")]["status"] == "disabled"
+
+
+def test_zoo_plugins_text_output_names_both_distributions(evil_site: Path, tmp_path: Path) -> None:
+    proc = _zoo(evil_site, tmp_path / "imported", "plugins", plugins="zoo-sdk")
+
+    assert proc.returncode == 0, proc.stderr
+    lines = [line.split("\t") for line in proc.stdout.splitlines()]
+    assert lines[0][:3] == ["plugin", "distribution", "status"]
+    assert ["torchvision", "evil-dist", "disabled"] in [line[:3] for line in lines]
+    assert ["torchvision", "zoo-sdk", "ok"] in [line[:3] for line in lines]

@@ -323,3 +323,147 @@ def test_forged_files_are_refused_before_allocating(tmp_path: Path) -> None:
     beyond = forge_legacy(tmp_path / "beyond.pt", {"w": _Tensor(1000)}, 4, bytes(16))
     with pytest.raises(UnsupportedError, match="could not be read"):
         safe_pickle.load(beyond)
+
+
+# -- budgets: a small file never makes the reader (or what flattens its tensors) allocate gigabytes ----------------
+
+
+class _View:
+    """Pickles as `_rebuild_tensor_v2(STORAGE, offset, size, stride, ...)`: any view of the one storage."""
+
+    def __init__(self, size: tuple[int, ...], stride: tuple[int, ...], offset: int = 0) -> None:
+        self.size, self.stride, self.offset = size, stride, offset
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return torch._utils._rebuild_tensor_v2, (STORAGE, self.offset, self.size, self.stride, False, OrderedDict())
+
+
+class _ZipForged(pickle.Pickler):
+    """Pickles `STORAGE` as the zip format's storage record `data/0` of `numel` float32 elements."""
+
+    def __init__(self, file: io.BytesIO, numel: int) -> None:
+        super().__init__(file, protocol=2)
+        self.numel = numel
+
+    def persistent_id(self, obj: object) -> object:
+        return ("storage", torch.FloatStorage, "0", "cpu", self.numel) if obj is STORAGE else None
+
+
+def forge_zip(path: Path, data_pkl: bytes, storage: bytes = b"") -> Path:
+    """A zip-format torch file, as `torch.save` lays it out, with `data_pkl` and one storage `data/0`."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("archive/data.pkl", data_pkl)
+        zf.writestr("archive/byteorder", "little")
+        zf.writestr("archive/data/0", storage)
+        zf.writestr("archive/version", "3\n")
+    return path
+
+
+def zip_of(path: Path, obj: object, storage: bytes) -> Path:
+    """`obj` pickled the way torch.save does, its `STORAGE` records pointing at `storage` (float32 values)."""
+    buffer = io.BytesIO()
+    _ZipForged(buffer, len(storage) // 4).dump(obj)
+    return forge_zip(path, buffer.getvalue(), storage)
+
+
+def test_a_stride0_view_of_a_tiny_storage_is_refused(tmp_path: Path) -> None:
+    # 4 bytes of storage, viewed as 32768 x 32768 floats: 4 GiB once `.contiguous()` or converted to safetensors
+    bomb = zip_of(tmp_path / "bomb.pt", {"w": _View((1 << 15, 1 << 15), (0, 0))}, bytes(4))
+    assert bomb.stat().st_size < 2048
+    with pytest.raises(UnsupportedError, match=r"once materialised.*a view repeats its storage") as info:
+        safe_pickle.load(bomb)
+    assert "\n" not in str(info.value)
+
+
+def test_views_within_the_budget_still_load(tmp_path: Path) -> None:
+    # torch.save of an expanded tensor keeps the stride 0: small ones are fine (here 4 x 1000 floats of 1 value)
+    ok = zip_of(tmp_path / "ok.pt", {"w": _View((4, 1000), (0, 0)), "b": _View((2,), (1,))}, bytes(8))
+    state = safe_pickle.load(ok)
+    assert state["w"].shape == (4, 1000)
+    assert state["w"].contiguous().sum().item() == 0.0
+
+
+def test_a_tensor_referenced_again_and_again_is_charged_each_time(tmp_path: Path) -> None:
+    view = _View((1 << 12, 1 << 10), (0, 0))  # 16 MiB materialised, within the budget once
+    once = zip_of(tmp_path / "once.pt", {"w": view}, bytes(4))
+    assert safe_pickle.load(once)["w"].shape == (4096, 1024)
+    # the pickler memoises the view: 8 more keys cost 2 bytes each and would flatten to 9 x 16 MiB
+    many = zip_of(tmp_path / "many.pt", {f"w{i}": view for i in range(9)}, bytes(4))
+    with pytest.raises(UnsupportedError, match="once materialised"):
+        safe_pickle.load(many)
+
+
+def test_shared_submodules_cannot_make_the_state_dict_walk_explode(tmp_path: Path) -> None:
+    # 60 levels of a module whose two children are one shared module: 2**60 paths through 60 objects
+    leaf = Stub.__new__(type("Leaf", (Stub,), {"qualname": "m.Leaf"}))
+    leaf.state = {"_parameters": {}, "_buffers": {}, "_modules": {}}
+    node = leaf
+    for _ in range(60):
+        parent = Stub.__new__(type("Node", (Stub,), {"qualname": "m.Node"}))
+        parent.state = {"_parameters": {}, "_buffers": {}, "_modules": {"a": node, "b": node}}
+        node = parent
+    with pytest.raises(UnsupportedError, match="more than 100000 modules"):
+        safe_pickle.module_state_dict(node)
+
+
+def _declares(opcode: bytes, length: bytes) -> bytes:
+    return b"\x80\x05" + opcode + length + b"x" * 16 + b"."
+
+
+#: Opcodes that declare their length before their data, each declaring 4 GiB in a 30-byte pickle.
+DECLARED = {
+    "BYTEARRAY8": _declares(pickle.BYTEARRAY8, (4 << 30).to_bytes(8, "little")),
+    "BINBYTES8": _declares(pickle.BINBYTES8, (4 << 30).to_bytes(8, "little")),
+    "BINUNICODE8": _declares(pickle.BINUNICODE8, (4 << 30).to_bytes(8, "little")),
+    "FRAME": _declares(pickle.FRAME, (4 << 30).to_bytes(8, "little")),
+    "LONG4": _declares(pickle.LONG4, (2**31 - 1).to_bytes(4, "little")),
+    "BINBYTES": _declares(pickle.BINBYTES, (2**32 - 1).to_bytes(4, "little")),
+    "BINUNICODE": _declares(pickle.BINUNICODE, (2**32 - 1).to_bytes(4, "little")),
+}
+
+#: Loads each file given on the command line with the address space capped at 512 MiB above what torch and zoo
+#: took to import, and prints one line per file: the error type and message, or "loaded".
+LIMITED = """
+import re, resource, sys
+import torch
+from zoo import safe_pickle
+vm = int(re.search(r"VmSize:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (vm + (512 << 20), vm + (512 << 20)))
+for path in sys.argv[1:]:
+    try:
+        safe_pickle.load(path)
+        print("loaded")
+    except BaseException as exc:
+        print(type(exc).__name__, " ".join(str(exc).split()))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc and caps RLIMIT_AS")
+def test_declared_lengths_never_exceed_the_input_under_a_memory_cap(tmp_path: Path) -> None:
+    files = []
+    for name, data in DECLARED.items():
+        files.append(forge_zip(tmp_path / f"{name}.pt", data))  # as data.pkl of a zip checkpoint
+        files.append(tmp_path / f"{name}.pkl")  # as a plain (legacy-format) pickle
+        files[-1].write_bytes(data)
+    proc = subprocess.run(
+        [sys.executable, "-c", LIMITED, *map(str, files)], capture_output=True, text=True, timeout=300, check=False
+    )
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0, proc.stderr
+    assert len(lines) == len(files), proc.stderr
+    for path, line in zip(files, lines):  # before the budget: MemoryError (or gigabytes allocated without a cap)
+        assert line.startswith("UnsupportedError"), (path.name, line)
+        assert "bytes where only" in line or "could not be read" in line, (path.name, line)
+
+
+def test_a_tar_header_declaring_a_terabyte_is_sniffed_without_allocating(tmp_path: Path) -> None:
+    # `tarfile.is_tarfile` reads a long-name header whole: MemoryError for this 1.5 KB file (pre-POSIX: no magic)
+    from tests.test_fuzz_archive import long_header_bomb
+
+    bomb = long_header_bomb(tmp_path / "bomb.pt", b"L", magic=False)
+    assert safe_pickle.sniff(bomb) == "tar"
+    with pytest.raises(UnsupportedError, match="legacy tar archive"):
+        safe_pickle.load(bomb)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(bytes(range(256)) * 4)
+    assert safe_pickle.sniff(garbage) == "unknown"

@@ -9,12 +9,16 @@ from pathlib import Path
 
 from zoo.errors import UnknownModelError
 
-__all__ = ["ModelName", "is_path", "parse_name"]
+__all__ = ["ModelName", "is_path", "is_reserved_name", "parse_name"]
 
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9_]*):(?!\d)(.+)$")
+# Patterns are used with `fullmatch` only: `re.match(r"...$")` also accepts a trailing newline ("x\n").
+#: A scheme name: `hub:...`; the target is any printable text (no control characters, so no newline).
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9_]*):(?!\d)([^\x00-\x1f\x7f]+)")
 _PLAIN = re.compile(
-    r"^(?:([A-Za-z0-9][A-Za-z0-9._-]*)/)?([A-Za-z0-9][A-Za-z0-9._+-]*)(?::([A-Za-z0-9][A-Za-z0-9._+-]*))?$"
+    r"(?:([A-Za-z0-9][A-Za-z0-9._-]*)/)?([A-Za-z0-9][A-Za-z0-9._+-]*)(?::([A-Za-z0-9][A-Za-z0-9._+-]*))?"
 )
+#: Device names Windows reserves in every folder, with or without an extension (`nul.pth`, `COM1.txt`).
+_RESERVED = re.compile(r"(?:CON|PRN|AUX|NUL|COM[1-9¹²³]|LPT[1-9¹²³])(?:\..*)?", re.IGNORECASE | re.DOTALL)
 _CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 
 
@@ -37,6 +41,15 @@ class ModelName:
     tag: str | None = None
     scheme: str | None = None
     target: str = ""
+
+
+def is_reserved_name(name: str) -> bool:
+    """True when `name` is a file name Windows reserves for a device (`CON`, `nul.pth`, `Com1.txt`, ...).
+
+    Such a name cannot be created as a file on Windows (opening it opens the device), so a file or repo
+    name read from outside is refused when it is one, in any case and with any extension.
+    """
+    return bool(_RESERVED.fullmatch(name.rstrip(" .")))
 
 
 def is_path(name: str | os.PathLike[str]) -> bool:
@@ -71,11 +84,11 @@ def parse_name(name: str, schemes: frozenset[str] = frozenset()) -> ModelName:
         UnknownModelError: the text is not a valid name.
     """
     raw = name
-    name = name.strip()
-    scheme = _SCHEME.match(name)
+    name = name.strip(" ")  # surrounding spaces of a pasted name; a newline or other control character is refused
+    scheme = _SCHEME.fullmatch(name)
     if scheme and scheme.group(1).lower() in schemes:
         return ModelName(raw=raw, scheme=scheme.group(1).lower(), target=scheme.group(2))
-    plain = _PLAIN.match(name)
+    plain = _PLAIN.fullmatch(name)
     if plain:
         plugin, model, tag = plain.groups()
         return ModelName(raw=raw, model=model.lower(), plugin=plugin, tag=tag)

@@ -27,7 +27,7 @@ from zoo.specs import ImagePreprocess, ModelSpec, Weights
 __all__ = ["Plugin", "SchemeResolver"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_PLUGIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_PLUGIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # fullmatch only
 #: A resolver for a name scheme such as `hub:` receives the text after the colon and returns a spec
 #: plus the weights tag to load (or None for the spec's default).
 SchemeResolver = Callable[[str], "tuple[ModelSpec, str | None]"]
@@ -43,7 +43,7 @@ class Plugin:
     """
 
     def __init__(self, name: str, *, description: str = "", version: str | None = None) -> None:
-        if not _PLUGIN_NAME.match(name or ""):
+        if not _PLUGIN_NAME.fullmatch(name or ""):
             raise PluginError(f"Plugin name {name!r} is invalid: use letters, digits, '.', '_' and '-'.")
         self.name = name
         self.description = description
@@ -149,7 +149,7 @@ class Plugin:
         The module is imported only when the command runs or `zoo --help` lists commands; zoo's own
         commands win over a plugin's of the same name.
         """
-        if ":" not in target or not _PLUGIN_NAME.match(name):
+        if ":" not in target or not _PLUGIN_NAME.fullmatch(name):
             raise PluginError(f"Command {name!r} -> {target!r} must look like 'name', 'package.module:command'.")
         self._commands[name] = target
 

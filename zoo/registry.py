@@ -10,9 +10,10 @@ import difflib
 import fnmatch
 import importlib
 import logging
+import re
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import Any
 
@@ -27,6 +28,8 @@ __all__ = ["ENTRY_POINT_GROUP", "PluginInfo", "Registry", "get_registry", "reset
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "zoo.plugins"
+#: zoo's own distribution: its plugins load first and keep their schemes and names in a clash.
+CORE_DISTRIBUTION = "zoo-sdk"
 #: Plugin name of models registered in-script with `zoo.register`.
 USER_PLUGIN = "user"
 
@@ -44,13 +47,15 @@ class PluginInfo:
     """What `zoo plugins` shows about one plugin.
 
     Attributes:
-        name: entry-point (and plugin) name.
-        status: "ok", "error" (failed to load) or "disabled" (not in `ZOO_PLUGINS`).
+        name: entry-point name (also the plugin name of zoo's own plugins).
+        status: "ok", "error" (failed to load) or "disabled" (not selected by `ZOO_PLUGINS`).
         source: the entry point's target, e.g. `zoo_torchvision:plugin`.
         version: the distribution's version, when known.
         models: number of models it declares.
-        reason: why it failed, or which names clash.
+        reason: why it failed or is disabled, and every clash it is part of, in one line.
         clashes: model names it shares with other plugins.
+        distribution: the installed distribution that declares the entry point (`zoo-sdk`), when known.
+        conflicts: entry-point names, schemes and commands it shares with another owner, each naming both.
     """
 
     name: str
@@ -61,11 +66,14 @@ class PluginInfo:
     models: int = 0
     reason: str = ""
     clashes: tuple[str, ...] = ()
+    distribution: str | None = None
+    conflicts: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return {
             "name": self.name,
+            "distribution": self.distribution,
             "status": self.status,
             "source": self.source,
             "version": self.version,
@@ -73,6 +81,7 @@ class PluginInfo:
             "models": self.models,
             "reason": self.reason,
             "clashes": list(self.clashes),
+            "conflicts": list(self.conflicts),
         }
 
 
@@ -89,52 +98,92 @@ class Registry:
     _schemes: dict[str, SchemeResolver] = field(default_factory=dict, init=False, repr=False)
     _tasks: dict[str, str] = field(default_factory=lambda: dict(CORE_TASKS), init=False, repr=False)
     _commands: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    #: `scheme` / `command` -> info keys of every plugin claiming it, the one that resolves it first.
+    _owners: dict[tuple[str, str], list[str]] = field(default_factory=dict, init=False, repr=False)
+    _base_reasons: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    _ep_conflicts: dict[str, tuple[str, ...]] = field(default_factory=dict, init=False, repr=False)
+    _plugin_names: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def discover(cls, entry_points: Iterable[metadata.EntryPoint] | None = None) -> Registry:
-        """Load every plugin of the `zoo.plugins` entry-point group, honouring `ZOO_PLUGINS`."""
+        """Load the plugins of the `zoo.plugins` entry-point group that `ZOO_PLUGINS` selects (all when unset).
+
+        zoo's own distribution loads first, so its plugins keep their schemes and names when another
+        distribution declares the same ones; every such clash is shown by `zoo plugins` on both owners.
+        """
         registry = cls()
-        allow = settings.plugin_allowlist()
-        eps = entry_points if entry_points is not None else metadata.entry_points(group=ENTRY_POINT_GROUP)
-        for ep in sorted(eps, key=lambda e: e.name):
-            dist = getattr(ep, "dist", None)
-            version = dist.version if dist is not None else None
-            if allow is not None and ep.name not in allow:
-                registry.infos[ep.name] = PluginInfo(
-                    ep.name, "disabled", ep.value, version, reason="not in ZOO_PLUGINS"
+        eps = list(entry_points if entry_points is not None else metadata.entry_points(group=ENTRY_POINT_GROUP))
+        eps.sort(key=lambda e: (_dist_name(e) != CORE_DISTRIBUTION, _dist_name(e) or "", e.name))
+        selection = Selection.parse(settings.plugin_allowlist(), eps)
+        seen: dict[str, list[str]] = {}
+        for ep in eps:
+            seen.setdefault(ep.name, []).append(_dist_name(ep) or "?")
+        for ep in eps:
+            dist = _dist_name(ep)
+            key = ep.name if ep.name not in registry.infos else f"{dist or '?'}:{ep.name}"
+            dist_info = getattr(ep, "dist", None)
+            version = dist_info.version if dist_info is not None else None
+            others = [d for d in seen[ep.name] if d != (dist or "?")]
+            dup = (f"entry point {ep.name!r} is also declared by {', '.join(others)}",) if others else ()
+            refused = selection.refusal(ep)
+            if refused:
+                registry._set_info(
+                    key, PluginInfo(ep.name, "disabled", ep.value, version, distribution=dist), refused, dup
                 )
                 continue
             try:
                 plugin = _as_plugin(ep.load(), ep.value)
             except Exception as exc:  # a broken plugin must never break the others
                 log.info("zoo plugin %r failed to load: %s", ep.name, exc)  # `zoo plugins` shows it
-                registry.infos[ep.name] = PluginInfo(
-                    ep.name, "error", ep.value, version, reason=f"{type(exc).__name__}: {exc}"
-                )
+                info = PluginInfo(ep.name, "error", ep.value, version, distribution=dist)
+                registry._set_info(key, info, f"{type(exc).__name__}: {exc}", dup)
                 continue
-            registry.add_plugin(plugin, source=ep.value, version=plugin.version or version, key=ep.name)
+            registry.add_plugin(
+                plugin, source=ep.value, version=plugin.version or version, key=key, distribution=dist, conflicts=dup
+            )
         return registry
 
+    def _set_info(self, key: str, info: PluginInfo, reason: str, conflicts: tuple[str, ...] = ()) -> None:
+        self._base_reasons[key] = " ".join(reason.split())
+        self._ep_conflicts[key] = conflicts
+        self.infos[key] = replace(info, conflicts=conflicts, reason=_join(self._base_reasons[key], *conflicts))
+
     def add_plugin(
-        self, plugin: Plugin, *, source: str = "", version: str | None = None, key: str | None = None
+        self,
+        plugin: Plugin,
+        *,
+        source: str = "",
+        version: str | None = None,
+        key: str | None = None,
+        distribution: str | None = None,
+        conflicts: tuple[str, ...] = (),
     ) -> None:
-        """Add a loaded plugin; clashing names are recorded on both owners, never raised."""
+        """Add a loaded plugin; clashing names, schemes and commands are recorded on every owner, never raised."""
         key = key or plugin.name
         if plugin.name in self.plugins:
-            self.infos[key] = PluginInfo(key, "error", source, version, reason=f"plugin name {plugin.name!r} is taken")
+            info = PluginInfo(key.rpartition(":")[2], "error", source, version, distribution=distribution)
+            self._set_info(key, info, f"plugin name {plugin.name!r} is taken", conflicts)
             return
         self.plugins[plugin.name] = plugin
+        self._plugin_names[key] = plugin.name
         for spec in plugin.specs.values():
             self._by_name.setdefault(spec.name, []).append(spec)
         for prefix, resolver in plugin.schemes.items():
+            if prefix in self._schemes:  # never silently: `zoo plugins` shows it on both owners too
+                first = self._owner_label(self._owners[("scheme", prefix)][0])
+                log.warning("plugin %r (%s) also claims '%s:'; %s keeps it", key, distribution, prefix, first)
             self._schemes.setdefault(prefix, resolver)
+            self._owners.setdefault(("scheme", prefix), []).append(key)
         for task, target in plugin.tasks.items():
             self._tasks.setdefault(task, target)
         for name, target in plugin.commands.items():
             self._commands.setdefault(name, target)
-        self.infos[key] = PluginInfo(
-            key, "ok", source, version, description=plugin.description, models=len(plugin.specs)
-        )
+            self._owners.setdefault(("command", name), []).append(key)
+        info = PluginInfo(
+            key.rpartition(":")[2] if distribution else key, "ok", source, version,
+            description=plugin.description, models=len(plugin.specs), distribution=distribution,
+        )  # fmt: skip
+        self._set_info(key, info, "", conflicts)
         self._refresh_clashes()
 
     def add_spec(self, spec: ModelSpec) -> None:
@@ -149,9 +198,8 @@ class Registry:
             self._by_name[spec.name].remove(existing)
         plugin.add(spec)
         self._by_name.setdefault(spec.name, []).append(spec)
-        self.infos[spec.plugin] = PluginInfo(
-            spec.plugin, "ok", "in-script", description=plugin.description, models=len(plugin.specs)
-        )
+        info = PluginInfo(spec.plugin, "ok", "in-script", description=plugin.description, models=len(plugin.specs))
+        self._set_info(spec.plugin, info, "")
         self._refresh_clashes()
 
     def _refresh_clashes(self) -> None:
@@ -160,17 +208,35 @@ class Registry:
             if len(specs) > 1:
                 for spec in specs:
                     clashes.setdefault(spec.plugin, []).append(name)
+        claims: dict[str, list[str]] = {}
+        for (kind, what), keys in self._owners.items():
+            for key in keys if len(keys) > 1 else ():
+                others = ", ".join(self._owner_label(k) for k in keys if k != key)
+                winner = "it resolves it" if key == keys[0] else f"{self._owner_label(keys[0])} resolves it"
+                label = f"{what}:" if kind == "scheme" else f"zoo {what}"
+                claims.setdefault(key, []).append(f"{kind} {label!r} is also claimed by {others} ({winner})")
         for key, info in list(self.infos.items()):
             if info.status != "ok":
                 continue
-            names = tuple(sorted(clashes.get(info.name, ())))
+            plugin_name = self._plugin_names.get(key, info.name)
+            names = tuple(sorted(clashes.get(plugin_name, ())))
             reason = ""
             if names:
-                owners = {p for n in names for p in (s.plugin for s in self._by_name[n])} - {info.name}
+                owners = {p for n in names for p in (s.plugin for s in self._by_name[n])} - {plugin_name}
                 reason = f"names also declared by {', '.join(sorted(owners))}: {', '.join(names)}"
-            self.infos[key] = PluginInfo(
-                info.name, info.status, info.source, info.version, info.description, info.models, reason, names
+            conflicts = self._ep_conflicts.get(key, ()) + tuple(claims.get(key, ()))
+            self.infos[key] = replace(
+                info,
+                clashes=names,
+                conflicts=conflicts,
+                reason=_join(self._base_reasons.get(key, ""), reason, *conflicts),
             )
+
+    def _owner_label(self, key: str) -> str:
+        info = self.infos.get(key)
+        dist = info.distribution if info else None
+        name = info.name if info else key
+        return f"{name} (distribution {dist})" if dist else name
 
     # -- lookup -------------------------------------------------------------------------------------
 
@@ -269,6 +335,71 @@ class Registry:
             name=parsed.raw,
             suggestions=close,
         )
+
+
+class Selection:
+    """Which entry points `ZOO_PLUGINS` selects.
+
+    Each entry names a distribution (`zoo-sdk`: all its entry points; compared after PEP 503 normalisation)
+    or one entry point of one distribution (`zoo-sdk:torchvision`). A bare entry-point name (`torchvision`,
+    the form of zoo before 0.2) still selects that entry point when a single distribution declares it and no
+    other distribution is named so; otherwise it selects nothing and the entry points it could mean say why.
+    """
+
+    def __init__(self, entries: list[str] | None, eps: list[metadata.EntryPoint]) -> None:
+        self.entries = entries
+        self.chosen: set[tuple[str, str]] = set()
+        self.ambiguous: dict[tuple[str, str], str] = {}
+        for entry in entries or ():
+            dist, sep, name = entry.strip().partition(":")
+            if not dist.strip():
+                continue
+            if sep:
+                self.chosen.add((_normalise(dist), name.strip()))
+                continue
+            by_dist = [e for e in eps if _normalise(_dist_name(e) or "") == _normalise(dist)]
+            by_name = [e for e in eps if e.name == dist]
+            owners = {_dist_name(e) or "?" for e in by_dist + by_name}
+            if len(owners) > 1 or len([e for e in by_name if e not in by_dist]) > 1:
+                for e in by_dist + by_name:
+                    self.ambiguous[_ep_key(e)] = (
+                        f"ZOO_PLUGINS entry {dist!r} is ambiguous: it names entry points of "
+                        f"{', '.join(sorted(owners))}; write DISTRIBUTION or DISTRIBUTION:ENTRY-POINT"
+                    )
+                continue
+            self.chosen.update(_ep_key(e) for e in by_dist + by_name)
+
+    @classmethod
+    def parse(cls, entries: list[str] | None, eps: list[metadata.EntryPoint]) -> Selection:
+        """The selection of `entries` (None: everything) among `eps`."""
+        return cls(entries, eps)
+
+    def refusal(self, ep: metadata.EntryPoint) -> str:
+        """Why `ep` must not be imported, or "" when it is selected."""
+        if self.entries is None or _ep_key(ep) in self.chosen:
+            return ""
+        return self.ambiguous.get(_ep_key(ep), "not in ZOO_PLUGINS")
+
+
+def _normalise(dist: str) -> str:
+    return re.sub(r"[-_.]+", "-", dist).lower().strip()
+
+
+def _dist_name(ep: metadata.EntryPoint) -> str | None:
+    dist = getattr(ep, "dist", None)
+    try:
+        name = dist.metadata["Name"] if dist is not None else None
+    except (KeyError, OSError, ValueError):  # a dist-info without METADATA
+        name = None
+    return _normalise(name) if isinstance(name, str) and name else None
+
+
+def _ep_key(ep: metadata.EntryPoint) -> tuple[str, str]:
+    return (_dist_name(ep) or "", ep.name)
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
 
 
 def _as_plugin(obj: Any, source: str) -> Plugin:

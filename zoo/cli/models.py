@@ -103,10 +103,14 @@ def _checkpoint_info(path: str, as_json: bool) -> None:
 @click.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def plugins_cmd(as_json: bool) -> None:
-    """Show discovered plugins: loaded, failed (and why), disabled, clashing names."""
+    """Show discovered plugins: loaded, failed (and why), disabled, and every clash with both owners.
+
+    A clash is a model name, an entry-point name, a `scheme:` or a command that two plugins declare; each
+    owner's row names the other and its distribution.
+    """
     infos = api.plugins()
     if as_json:
         echo_json([i.to_dict() for i in infos])
         return
-    rows = [(i.name, i.status, i.version or "", i.models, i.source, i.reason) for i in infos]
-    table(None, ["plugin", "status", "version", "models", "entry point", "notes"], rows)
+    rows = [(i.name, i.distribution or "", i.status, i.version or "", i.models, i.source, i.reason) for i in infos]
+    table(None, ["plugin", "distribution", "status", "version", "models", "entry point", "notes"], rows)

@@ -4,6 +4,7 @@ a few harmless containers, dtypes and values. Every name absent from `allowed()`
 
 from __future__ import annotations
 
+import math
 import pickle
 from collections import OrderedDict
 from functools import cache
@@ -20,11 +21,13 @@ _TEXT_ENCODINGS = {"latin1", "latin-1", "utf-8", "utf8", "ascii"}
 
 
 class Storage(NamedTuple):
-    """A storage read from the checkpoint: raw bytes, the dtype it was saved as, an element offset (views)."""
+    """A storage read from the checkpoint: raw bytes, the dtype it was saved as, an element offset (views), and
+    the budget (an object with `spend(nbytes)`) that every tensor made from it is charged its full size to."""
 
     untyped: Any
     dtype: Any
     offset: int = 0
+    views: Any = None
 
 
 class StorageType(NamedTuple):
@@ -62,6 +65,8 @@ def _tensor(storage: Any, offset: Any, size: Any, stride: Any, dtype: Any = None
         raise pickle.UnpicklingError(f"{dtype!r} is not a dtype")
     offset += storage.offset
     _check_bounds(storage.untyped.nbytes(), dtype.itemsize, offset, size, stride)
+    if storage.views is not None:  # what the tensor takes once materialised, not what its storage holds
+        storage.views.spend(math.prod(size) * dtype.itemsize)
     return torch.empty((0,), dtype=dtype).set_(storage.untyped, offset, size, stride)
 
 

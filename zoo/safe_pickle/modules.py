@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 __all__ = ["module_state_dict"]
 
 _MAX_DEPTH = 200
+#: Modules visited at most: a pickle can share one submodule between many parents, and a walk that follows every
+#: path through such a graph grows exponentially with its depth.
+_MAX_VISITS = 100_000
 
 
 def module_state_dict(stub: Stub) -> dict[str, torch.Tensor]:
@@ -23,16 +26,33 @@ def module_state_dict(stub: Stub) -> dict[str, torch.Tensor]:
     `_parameters`, `_buffers` and `_modules` entries of their pickled state; non-persistent buffers
     and None entries are left out, as `nn.Module.state_dict()` does.
 
+    A submodule shared by several parents appears under each of their names, as with `state_dict()`; the
+    tensors so repeated may take at most `max(MATERIALISED_MIN, MATERIALISED_FACTOR x their distinct bytes)`.
+
     Raises:
-        UnsupportedError: `stub` is not a pickled module, or holds something other than tensors.
+        UnsupportedError: `stub` is not a pickled module, holds something other than tensors, or repeats its
+            submodules beyond those bounds.
     """
+    from zoo.safe_pickle.reader import MATERIALISED_FACTOR, MATERIALISED_MIN
+
     out: dict[str, torch.Tensor] = {}
-    _collect(stub, "", out, set())
+    _collect(stub, "", out, set(), [0])
+    distinct = {id(t): t.numel() * t.element_size() for t in out.values()}
+    total = sum(t.numel() * t.element_size() for t in out.values())
+    if total > max(MATERIALISED_MIN, MATERIALISED_FACTOR * sum(distinct.values())):
+        raise UnsupportedError(
+            f"{stub.qualname} repeats shared submodules into {total} bytes of tensors, more than "
+            f"{MATERIALISED_FACTOR}x the {sum(distinct.values())} bytes it holds: zoo does not read it."
+        )
     return out
 
 
-def _collect(stub: Any, prefix: str, out: dict[str, torch.Tensor], active: set[int]) -> None:
+def _collect(stub: Any, prefix: str, out: dict[str, torch.Tensor], active: set[int], visits: list[int]) -> None:
     import torch
+
+    visits[0] += 1
+    if visits[0] > _MAX_VISITS:
+        raise UnsupportedError(f"The module tree has more than {_MAX_VISITS} modules (shared submodules repeat).")
 
     state = stub.state if isinstance(stub, Stub) else None
     if not isinstance(state, dict) or not ({"_parameters", "_modules"} & set(state)):
@@ -42,7 +62,8 @@ def _collect(stub: Any, prefix: str, out: dict[str, torch.Tensor], active: set[i
     if id(stub) in active or len(active) > _MAX_DEPTH:
         raise UnsupportedError(f"The module tree loops back on itself at {prefix[:-1]!r}.")
     active.add(id(stub))
-    skip = set(state.get("_non_persistent_buffers_set") or ())
+    non_persistent = state.get("_non_persistent_buffers_set")
+    skip = set(non_persistent) if isinstance(non_persistent, (set, frozenset, list, tuple)) else set()
     for group in ("_parameters", "_buffers"):
         for name, tensor in _entries(state.get(group)):
             if tensor is None or (group == "_buffers" and name in skip):
@@ -52,7 +73,7 @@ def _collect(stub: Any, prefix: str, out: dict[str, torch.Tensor], active: set[i
             out[f"{prefix}{name}"] = tensor.detach()
     for name, child in _entries(state.get("_modules")):
         if child is not None:
-            _collect(child, f"{prefix}{name}.", out, active)
+            _collect(child, f"{prefix}{name}.", out, active, visits)
     active.discard(id(stub))
 
 
@@ -61,4 +82,6 @@ def _entries(container: Any) -> Iterator[tuple[str, Any]]:
         container = container.dictitems
     if isinstance(container, Mapping):
         for key, value in container.items():
-            yield str(key), value
+            if not isinstance(key, str):
+                raise UnsupportedError(f"A pickled module names an entry with a {type(key).__name__}, not a string.")
+            yield key, value

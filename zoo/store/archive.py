@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from zoo.errors import InputError
 
-__all__ = ["MAX_MEMBERS", "archive_commit", "extract_tree", "member_path", "regular_members"]
+__all__ = ["MAX_MEMBERS", "archive_commit", "extract_tree", "is_tar", "member_path", "open_tar", "regular_members"]
 
 log = logging.getLogger(__name__)
 MAX_MEMBERS = 200_000
@@ -35,7 +35,7 @@ def member_path(name: str, *, archive: str = "archive") -> PurePosixPath:
     if (
         not name
         or name.startswith("/")
-        or _DRIVE.match(name)
+        or any(_DRIVE.match(part) for part in name.split("/"))  # "./C:x" too: Windows joins "C:x" as a drive
         or "\\" in name
         or any(ord(c) < 32 for c in name)
         or any(part == ".." for part in name.split("/"))
@@ -89,7 +89,7 @@ def extract_tree(archive: Path, dest: Path, *, strip_top: bool = True) -> int:
     written = 0
     kinds: dict[PurePosixPath, str] = {}
     try:
-        with tarfile.open(archive) as tar:
+        with open_tar(archive) as tar:
             for member in regular_members(tar, archive=archive.name, skip_special=True):
                 rel = member_path(member.name, archive=archive.name)
                 if strip_top:
@@ -110,7 +110,8 @@ def extract_tree(archive: Path, dest: Path, *, strip_top: bool = True) -> int:
                 os.chmod(target, 0o755 if member.mode & 0o111 else 0o644)
                 written += 1
     except (tarfile.TarError, EOFError, zlib.error) as exc:
-        raise InputError(f"{archive.name} is not a readable tar archive ({exc}): nothing was extracted.") from None
+        why = " ".join(str(exc).split())
+        raise InputError(f"{archive.name} is not a readable tar archive ({why}): nothing was extracted.") from None
     except OSError as exc:
         raise InputError(f"Cannot extract {archive.name} ({exc.strerror or exc}): nothing was extracted.") from None
     return written
@@ -132,9 +133,44 @@ def _claim(kinds: dict[PurePosixPath, str], rel: PurePosixPath, kind: str, archi
 def archive_commit(archive: Path) -> str | None:
     """The commit `git archive` wrote in the archive's pax global header (GitHub archives carry it)."""
     try:
-        with tarfile.open(archive) as tar:
+        with open_tar(archive) as tar:
             tar.next()
             comment = tar.pax_headers.get("comment", "")
     except (tarfile.TarError, OSError):
         return None
     return comment if re.fullmatch(r"[0-9a-f]{40}", comment or "") else None
+
+
+#: Longest long-name, long-link or pax header data read from an archive (tarfile reads it whole, allocating
+#: the length the header declares: a 1.5 KB archive declaring 1 TiB would allocate 1 TiB).
+MAX_HEADER_DATA = 1 << 20
+_HEADER_DATA_TYPES = {
+    tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
+}  # fmt: skip
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A TarInfo that refuses header data (long names, pax records) longer than `MAX_HEADER_DATA`."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _HEADER_DATA_TYPES and not 0 <= self.size <= MAX_HEADER_DATA:
+            raise tarfile.ReadError(f"a header of {self.size} bytes, more than {MAX_HEADER_DATA}")
+        return super()._proc_member(tarfile_)  # type: ignore[misc, no-any-return]
+
+
+def open_tar(archive: Path) -> tarfile.TarFile:
+    """`tarfile.open(archive)` for reading, refusing long-name and pax headers over `MAX_HEADER_DATA` bytes.
+
+    Raises:
+        tarfile.ReadError: not a tar archive (compressed or not), or an oversized header (when it is met).
+    """
+    return tarfile.open(archive, tarinfo=_BoundedTarInfo)
+
+
+def is_tar(path: Path) -> bool:
+    """`tarfile.is_tarfile` without its allocation of whatever length a long-name or pax header declares."""
+    try:
+        with open_tar(path):
+            return True
+    except (tarfile.TarError, OSError, EOFError, ValueError):
+        return False

@@ -23,7 +23,7 @@ from typing import IO
 from zoo.errors import ChecksumError, InputError
 from zoo.specs import Artifact, validate_filename
 from zoo.store import Store, pins
-from zoo.store.archive import member_path, regular_members
+from zoo.store.archive import is_tar, member_path, open_tar, regular_members
 from zoo.store.cache import CHUNK, CacheRecord, host_tag, temp_path
 from zoo.store.locking import ArtifactLock
 from zoo.store.maintenance import entries
@@ -113,7 +113,7 @@ def import_paths(store: Store, sources: Iterable[Path], known: Iterable[Artifact
     for source in sources:
         if source.is_dir():
             _import_dir(store, source, matcher, report)
-        elif source.is_file() and tarfile.is_tarfile(source):
+        elif source.is_file() and is_tar(source):
             _import_tar(store, source, matcher, report)
         elif source.is_file():
             record = CacheRecord.load(source.with_name(source.name + _RECORD))
@@ -141,7 +141,7 @@ def _import_dir(store: Store, folder: Path, matcher: _Matcher, report: ImportRep
 
 
 def _import_tar(store: Store, archive: Path, matcher: _Matcher, report: ImportReport) -> None:
-    with tarfile.open(archive) as tar:
+    with open_tar(archive) as tar:
         members = list(regular_members(tar, archive=archive.name))  # refuses the whole archive when unsafe
         files, records = [], {}
         for member in members:
