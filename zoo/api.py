@@ -24,7 +24,7 @@ __all__ = ["fetch", "info", "list_models", "load", "plugins", "register"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def load(name: str, *, device: str | torch.device | None = "auto", **kwargs: Any) -> Model:
+def load(name: str, *, device: str | torch.device | None = "auto", verify: bool | None = None, **kwargs: Any) -> Model:
     """Load a model by name, with its pretrained weights, on the best available device.
 
     Args:
@@ -32,21 +32,33 @@ def load(name: str, *, device: str | torch.device | None = "auto", **kwargs: Any
             (random init), `torchvision/resnet18` (qualified), a scheme name a plugin resolves, or the
             path of a checkpoint written by `Model.save` (`./lenet5.safetensors`, `./runs/lenet5/`).
         device: "auto" (cuda > mps > cpu, `ZOO_DEVICE` first), "cpu", "cuda:1", ...
+        verify: hash the cached weights file again and compare it with the hash recorded when it entered
+            the cache, so a bit flip at rest is noticed (the file is then quarantined and fetched again,
+            once). None follows `ZOO_VERIFY` (default off). `model.weights_sha256` is then the hash just
+            computed; otherwise it is the one zoo computed and checked when the file entered the cache.
         **kwargs: builder arguments, e.g. `num_classes=10` for a random-init model.
 
     Raises:
         UnknownModelError: unknown model or weights tag (with suggestions).
         OfflineError: the weights are not cached and `ZOO_OFFLINE=1`.
+        ChecksumError: with `verify`, the weights still differ from their record after a new fetch.
     """
     if is_path(name):
         from zoo.checkpoint import load_checkpoint
 
         return load_checkpoint(name, device=device, **kwargs)
     spec, tag = get_registry().resolve(name)
-    return load_spec(spec, tag, device=device, **kwargs)
+    return load_spec(spec, tag, device=device, verify=verify, **kwargs)
 
 
-def load_spec(spec: ModelSpec, tag: str | None, *, device: str | torch.device | None = "auto", **kwargs: Any) -> Model:
+def load_spec(
+    spec: ModelSpec,
+    tag: str | None,
+    *,
+    device: str | torch.device | None = "auto",
+    verify: bool | None = None,
+    **kwargs: Any,
+) -> Model:
     """Build `spec` with the weights `tag` (None: random init) and wrap it in a `Model`."""
     from zoo.checkpoint import build_module, weights_entry
     from zoo.device import place_module, resolve_device
@@ -59,10 +71,12 @@ def load_spec(spec: ModelSpec, tag: str | None, *, device: str | torch.device | 
     if weights is None:
         entry, module = None, build_module(spec.builder, builder_kwargs, None)
     else:  # a cached file that fails to load and no longer matches its record is quarantined and refetched once
+        from zoo import settings
         from zoo.store import get_store
 
+        check = settings.verify() if verify is None else verify
         entry, module = get_store().recovering(
-            lambda: weights_entry(weights.artifact, hook=spec.state_dict_hook),
+            lambda: weights_entry(weights.artifact, hook=spec.state_dict_hook, verify=check),
             lambda e: (e, build_module(spec.builder, builder_kwargs, e.path)),
         )
     if (

@@ -13,8 +13,9 @@ from zoo.errors import PluginError, UnknownModelError
 
 __all__ = ["Artifact", "ImagePreprocess", "ModelSpec", "Weights", "validate_filename"]
 
-#: Formats an artifact can have; the cache converts pickles to safetensors once.
-FORMATS = ("safetensors", "state_dict-pickle", "full-pickle", "torchscript", "repo")
+#: Formats an artifact can have; the cache converts pickles to safetensors once. `file` is any other file
+#: (a font, a config): with no published hash, only its length is checked before it is pinned.
+FORMATS = ("safetensors", "state_dict-pickle", "full-pickle", "torchscript", "repo", "file")
 _HEX = re.compile(r"^[0-9a-f]+$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")

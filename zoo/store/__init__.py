@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from zoo import settings
-from zoo.errors import ChecksumError, DownloadError, OfflineError
+from zoo.errors import ChecksumError, DownloadError, OfflineError, ZooError
 from zoo.specs import Artifact, validate_filename
 from zoo.store import pins
-from zoo.store.cache import CacheRecord, hash_file, now, parts_of, temp_path, weights_dir
+from zoo.store.cache import CacheRecord, hash_file, move_into_place, now, parts_of, temp_path, weights_dir
+from zoo.store.formats import FormatError, canonicalize_safetensors, check_format
 from zoo.store.http import Policy, Progress
 from zoo.store.locking import ArtifactLock, is_follower, mark_failure, wait_for_leader
 from zoo.store.sources import FetchContext, Fetched, candidate_urls, discard, local_candidates, source_for
@@ -105,7 +106,8 @@ class Store:
 
         Order: the cache, then `ZOO_WEIGHTS_PATH` folders (hash-checked, used in place), then each
         source with its mirrors first. Where upstream publishes only a hash prefix (or none), the full
-        sha256 recorded at the first download is enforced.
+        sha256 recorded at the first download is enforced. A download draws a progress bar on a
+        terminal unless `progress` is given (see `zoo.store.progress`).
 
         Raises:
             OfflineError: `ZOO_OFFLINE=1` and the file is nowhere local (raised before any network call).
@@ -128,7 +130,12 @@ class Store:
             if entry is not None:
                 return entry
             try:
-                entry = self._download(artifact, pinned, progress, offline)
+                with contextlib.ExitStack() as stack:
+                    if progress is None and not offline:
+                        from zoo.store.progress import download_bar
+
+                        progress = stack.enter_context(download_bar(artifact.name))
+                    entry = self._download(artifact, pinned, progress, offline)
             except Exception as exc:
                 mark_failure(self.weights_dir, artifact.name, exc)
                 raise
@@ -138,6 +145,11 @@ class Store:
     def fetch(self, artifact: Artifact, *, progress: Progress | None = None) -> Path:
         """Path of a verified local file for `artifact` (see `fetch_entry`)."""
         return self.fetch_entry(artifact, progress=progress).path
+
+    def local_entry(self, artifact: Artifact) -> CacheEntry | None:
+        """The verified local file for `artifact` (the cache, then `ZOO_WEIGHTS_PATH`), pins applied; no network."""
+        artifact, _ = pins.enforce(self.root, artifact)
+        return self._usable(artifact)
 
     def _cached_match(self, artifact: Artifact) -> CacheEntry | None:
         entry = self.cached(artifact.name)
@@ -170,7 +182,14 @@ class Store:
         target = self.weights_dir / artifact.name
         urls = list(artifact.urls) if offline else candidate_urls(artifact)
         resumable = bool(artifact.sha256 or artifact.hash_prefix)
-        ctx = FetchContext(target, self.root, Policy.from_env(), progress, self._claimer(artifact.name, resumable))
+        ctx = FetchContext(
+            target,
+            self.root,
+            Policy.from_env(),
+            progress,
+            self._claimer(artifact.name, resumable),
+            require_length=not resumable and artifact.size is None,
+        )
         self._sweep(artifact.name, keep_urls=set(urls))
         failures: list[str] = []
         bad_hash: ChecksumError | None = None
@@ -221,6 +240,8 @@ class Store:
             ChecksumError: wrong sha256 or size; the temporary file is removed, the cache is unchanged.
         """
         target = self.weights_dir / artifact.name
+        if artifact.sha256 is None and artifact.hash_prefix is None and origin_sha256 is None:
+            _check_unhashed(fetched, artifact)
         if not digest_matches(artifact, fetched.sha256, fetched.size):
             discard(fetched.part)
             expected = artifact.expected_digest or f"{artifact.size} bytes"
@@ -236,7 +257,7 @@ class Store:
                 got=fetched.sha256,
             )
         (target.parent / f"{artifact.name}.record.json").unlink(missing_ok=True)
-        os.replace(fetched.part, target)
+        move_into_place(fetched.part, target)
         discard(fetched.part)
         record = CacheRecord(
             artifact.name,
@@ -254,7 +275,14 @@ class Store:
             target.unlink(missing_ok=True)  # a file without its record is never used: do not keep it
             raise
         if artifact.sha256 is None and artifact.format != "repo" and origin_sha256 is None:
-            pins.pin(self.root, artifact.name, fetched.sha256, fetched.size, fetched.source)
+            pins.pin(
+                self.root,
+                artifact.name,
+                fetched.sha256,
+                fetched.size,
+                fetched.source,
+                published=artifact.hash_prefix is not None,
+            )
         self._sweep(artifact.name)
         return CacheEntry(target, fetched.sha256, fetched.size, fetched.source, revision=fetched.revision)
 
@@ -311,18 +339,49 @@ class Store:
                 return entry
             tmp = temp_path(target)
             try:
-                make(tmp)
-                with open(tmp, "rb") as f:
-                    os.fsync(f.fileno())
-                sha, size = hash_file(tmp)
+                sha, size = self.make(tmp, fmt, make)
                 (target.parent / f"{name}.record.json").unlink(missing_ok=True)
-                os.replace(tmp, target)
+                move_into_place(tmp, target)
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
-            record = CacheRecord(name, sha, size, fmt, f"converted:{origin.path.name}", now(), origin.sha256)
+            record = CacheRecord(
+                name,
+                sha,
+                size,
+                fmt,
+                f"converted:{origin.path.name}",
+                now(),
+                origin.sha256,
+                origin_size=origin.size,
+            )
             record.write(target.parent)
         return CacheEntry(target, sha, size, record.source)
+
+    @staticmethod
+    def make(tmp: Path, fmt: str, make: Callable[[Path], None]) -> tuple[str, int]:
+        """Run `make(tmp)`, bring a safetensors result to its byte-stable form, fsync; returns (sha256, size).
+
+        Equal inputs give equal bytes in any process (the safetensors library alone writes its metadata
+        keys in hash order), so a conversion can be made again and compared (`zoo cache verify`).
+
+        Raises:
+            ZooError: the disk is full (the caller removes `tmp`).
+        """
+        try:
+            make(tmp)
+            if fmt == "safetensors":
+                canonicalize_safetensors(tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        except OSError as exc:
+            if exc.errno in _DISK_FULL:
+                raise ZooError(
+                    f"The disk holding {tmp.parent} is full ({os.strerror(exc.errno)}): the conversion was not "
+                    f"written. Free space, or set ZOO_HOME elsewhere."
+                ) from None
+            raise
+        return hash_file(tmp)
 
     def derived(
         self, name: str, origin_sha256: str | None = None, origin_prefix: str | None = None
@@ -356,36 +415,113 @@ class Store:
         quarantined path, or None when there was no file.
         """
         validate_filename(name)
+        with ArtifactLock(self.weights_dir, name):
+            return self._quarantine(name, reason)
+
+    def _quarantine(self, name: str, reason: str) -> Path | None:
+        """`quarantine`, for a caller that holds the lock of `name`."""
         folder = self.root / "quarantine"
         folder.mkdir(parents=True, exist_ok=True)
         dest = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}-{name}"
-        with ArtifactLock(self.weights_dir, name):
-            record = self.weights_dir / f"{name}.record.json"
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(record, dest.with_name(dest.name + ".record.json"))
-            try:
-                os.replace(self.weights_dir / name, dest)
-            except FileNotFoundError:
-                return None
+        record = self.weights_dir / f"{name}.record.json"
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(record, dest.with_name(dest.name + ".record.json"))
+        try:
+            os.replace(self.weights_dir / name, dest)
+        except FileNotFoundError:
+            return None
         dest.with_name(dest.name + ".reason.txt").write_text(reason + "\n")
         log.warning("quarantined %s: %s (moved to %s)", name, reason, dest)
         return dest
 
-    def recovering(self, fetch: Callable[[], CacheEntry], use: Callable[[CacheEntry], T]) -> T:
-        """`use(fetch())`; when `use` fails on a cached file that no longer matches its record, quarantine
-        the file and try once more with a fresh fetch.
+    def remake(self, name: str, fmt: str, origin: CacheEntry, make: Callable[[Path], None]) -> tuple[CacheEntry, bool]:
+        """Make the derived file `name` from `origin` again and hold the cached one to it.
 
-        A failure on an intact file (e.g. weights that do not fit the model) is raised as is.
+        Conversions are byte-stable, so a cached conversion that is not byte for byte what `make` gives
+        now was not made from `origin` (or changed since): it is quarantined and replaced.
+
+        Returns:
+            The entry now cached, and True when the cached file was already equal to the new one.
+        """
+        validate_filename(name)
+        target = self.weights_dir / name
+        with ArtifactLock(self.weights_dir, name):
+            tmp = temp_path(target)
+            try:
+                sha, size = self.make(tmp, fmt, make)
+                current = self.cached(name)
+                record = self.record(name)
+                if (
+                    current is not None
+                    and record is not None
+                    and record.origin_sha256 == origin.sha256
+                    and hash_file(target) == (sha, size) == (current.sha256, current.size)
+                ):
+                    return current, True
+                detail = f"it is not what converting its origin {origin.path.name} gives (sha256 {sha[:16]}…)"
+                self._quarantine(name, detail)
+                (target.parent / f"{name}.record.json").unlink(missing_ok=True)
+                move_into_place(tmp, target)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+            new = CacheRecord(
+                name, sha, size, fmt, f"converted:{origin.path.name}", now(), origin.sha256, origin_size=origin.size
+            )
+            new.write(target.parent)
+        return CacheEntry(target, sha, size, new.source), False
+
+    def heal(self, entry: CacheEntry, fmt: str, reason: str) -> bool:
+        """Quarantine a cached file that failed to load, when a new fetch can help; True when it was moved.
+
+        That is when its bytes no longer match its record (its pin stays, so the new fetch is held to
+        the bytes first recorded), or when only a first-use pin vouches for it (upstream publishes no
+        hash) and it is not a complete file of its format: such a pin is forgotten with the file.
+        A readable file that upstream vouches for is left alone: fetching it again would give it again.
+        """
+        name = entry.path.name
+        if not entry.in_cache or entry.path.parent != self.weights_dir:
+            return False
+        if not self.intact(name):
+            return self.quarantine(name, reason) is not None
+        if not pins.is_first_use(self.root, name):
+            return False
+        try:
+            check_format(entry.path, fmt)
+        except FormatError as exc:
+            moved = self.quarantine(name, f"{reason} ({exc}); its first-use pin is forgotten")
+            pins.forget(self.root, [name])
+            return moved is not None
+        return False
+
+    def recovering(self, fetch: Callable[[], CacheEntry], use: Callable[[CacheEntry], T]) -> T:
+        """`use(fetch())`; when `use` fails on a cached file that `heal` quarantines, try once more with a
+        fresh fetch.
+
+        A failure on an intact, vouched-for file (e.g. weights that do not fit the model) is raised as is.
         """
         entry = fetch()
         try:
             return use(entry)
         except Exception as exc:
-            name = entry.path.name
-            if not entry.in_cache or entry.path.parent != self.weights_dir or self.intact(name):
+            record = self.record(entry.path.name) if entry.in_cache else None
+            if not self.heal(entry, record.format if record else "safetensors", f"failed to load: {exc}"):
                 raise
-            self.quarantine(name, f"failed to load: {exc}")
         return use(fetch())
+
+
+def _check_unhashed(fetched: Fetched, artifact: Artifact) -> None:
+    """A file upstream publishes no hash for is pinned on first download: it must first be a complete
+    file of its declared format (its length was already checked against Content-Length or the spec)."""
+    try:
+        check_format(fetched.part, artifact.format)
+    except FormatError as exc:
+        discard(fetched.part)
+        raise DownloadError(
+            f"{fetched.source} served {artifact.name!r} ({fetched.size} bytes), but it is not a complete "
+            f"{artifact.format} file ({exc}): nothing was installed or pinned. Try again later, or bring the file "
+            f"with `zoo cache import` or ZOO_WEIGHTS_PATH."
+        ) from None
 
 
 def _offline_error(artifact: Artifact) -> OfflineError:

@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,8 +36,10 @@ __all__ = [
     "CacheRecord",
     "Part",
     "atomic_file",
+    "file_mode",
     "hash_file",
     "host_tag",
+    "move_into_place",
     "parts_of",
     "pid_alive",
     "temp_path",
@@ -63,6 +66,7 @@ class CacheRecord:
         origin_sha256: for converted files, the sha256 of the file they were made from.
         revision: the commit a `hf:` file or GitHub archive was resolved to, when there is one.
         verified: Unix time `zoo cache verify` last re-hashed the file, or None.
+        origin_size: for converted files, the byte size of the file they were made from.
     """
 
     name: str
@@ -74,6 +78,7 @@ class CacheRecord:
     origin_sha256: str | None = None
     revision: str | None = None
     verified: float | None = None
+    origin_size: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (what `zoo cache ls --json` prints per file)."""
@@ -138,6 +143,42 @@ def temp_path(target: Path) -> Path:
     The name carries the host and pid of its writer, so files left by dead processes can be found.
     """
     return target.with_name(f".{target.name}.{host_tag()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.part")
+
+
+_UMASK: list[int] = []
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    """The process umask: read from /proc (Linux; no side effect), else set and restored once, then kept."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        if not _UMASK:
+            old = os.umask(0o022)
+            os.umask(old)
+            _UMASK.append(old)
+    return _UMASK[0]
+
+
+def file_mode() -> int:
+    """The mode a new file gets under the user's umask (0o644 under umask 022, 0o664 under 002)."""
+    return 0o666 & ~_umask()
+
+
+def move_into_place(tmp: Path, target: Path) -> None:
+    """Give a finished temporary file the user's umask mode, then rename it over `target` atomically.
+
+    Temporary files may be created 0600 (`tempfile.mkstemp`, safetensors' `save_file`); a cache or a
+    checkpoint shared by a team needs the mode any other new file of the user would get.
+    """
+    os.chmod(tmp, file_mode())
+    os.replace(tmp, target)
 
 
 def pid_alive(pid: int) -> bool:
@@ -227,7 +268,7 @@ def atomic_file(target: Path, mode: str = "wb") -> Iterator[IO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, target)
+        move_into_place(tmp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -241,7 +282,7 @@ def write_json(target: Path, data: Any) -> None:
             json.dump(data, f, indent=1, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, target)
+        move_into_place(tmp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -84,7 +84,13 @@ class _Retry(Exception):
 
 
 def download(
-    url: str, part: Path, *, progress: Progress | None = None, policy: Policy | None = None, resume: bool = False
+    url: str,
+    part: Path,
+    *,
+    progress: Progress | None = None,
+    policy: Policy | None = None,
+    resume: bool = False,
+    require_length: bool = False,
 ) -> tuple[str, int]:
     """Download `url` into `part`, retrying and resuming; returns `(sha256, size)` of the whole file.
 
@@ -93,13 +99,17 @@ def download(
     or the file changed (``If-Range`` on its ETag or Last-Modified), the download restarts from zero.
     The caller verifies and renames `part`, or removes it (and its sidecar).
 
+    With `require_length`, a body that ends with the connection, without a Content-Length or chunked
+    framing to tell a complete file from a cut one, is refused.
+
     Raises:
-        DownloadError: an HTTP error other than 429/5xx, or every attempt failed.
+        DownloadError: an HTTP error other than 429/5xx, an unframed body with `require_length`, or every
+            attempt failed.
     """
     policy = policy or Policy.from_env()
     for attempt in range(policy.retries + 1):
         try:
-            return _attempt(url, part, progress, policy, resume or attempt > 0)
+            return _attempt(url, part, progress, policy, resume or attempt > 0, require_length)
         except _Retry as exc:
             if attempt == policy.retries:
                 raise DownloadError(f"{url} failed after {attempt + 1} attempts: {exc}") from None
@@ -109,7 +119,9 @@ def download(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _attempt(url: str, part: Path, progress: Progress | None, policy: Policy, resume: bool) -> tuple[str, int]:
+def _attempt(
+    url: str, part: Path, progress: Progress | None, policy: Policy, resume: bool, require_length: bool
+) -> tuple[str, int]:
     meta = _read_meta(part) if resume else {}
     offset = part.stat().st_size if meta.get("url") == url and part.exists() else 0
     headers = {"User-Agent": f"zoo-sdk/{__version__}", "Accept-Encoding": "identity"}
@@ -120,6 +132,13 @@ def _attempt(url: str, part: Path, progress: Progress | None, policy: Policy, re
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=policy.timeout) as response:
             offset, total = _start(response, url, part, offset, meta)
+            if require_length and total is None and not getattr(response, "chunked", False):
+                raise DownloadError(
+                    f"{url} sent no Content-Length, and upstream publishes no hash or size for this file, so a "
+                    f"cut-short download could not be told from a whole one: nothing was installed. Use a server "
+                    f"or mirror that sends Content-Length, or bring the file with `zoo cache import` or "
+                    f"ZOO_WEIGHTS_PATH."
+                )
             _write_meta(part, url, response, total)
             sha, size = _stream(response, part, offset, total, progress)
     except urllib.error.HTTPError as exc:
