@@ -26,7 +26,7 @@ from zoo.specs import Artifact, validate_filename
 from zoo.store import pins
 from zoo.store.cache import CacheRecord, hash_file, move_into_place, now, parts_of, temp_path, weights_dir
 from zoo.store.formats import FormatError, canonicalize_safetensors, check_format
-from zoo.store.http import Policy, Progress
+from zoo.store.http import NO_NETWORK_HINT, Policy, Progress, Unreachable
 from zoo.store.locking import ArtifactLock, is_follower, mark_failure, wait_for_leader
 from zoo.store.sources import FetchContext, Fetched, candidate_urls, discard, local_candidates, source_for
 
@@ -193,11 +193,12 @@ class Store:
         self._sweep(artifact.name, keep_urls=set(urls))
         failures: list[str] = []
         bad_hash: ChecksumError | None = None
+        unreachable = False
         if not urls and not offline:
             raise DownloadError(
                 f"{artifact.name!r} has no download URL: put it in a folder listed in ZOO_WEIGHTS_PATH."
             )
-        for url in urls:
+        for i, url in enumerate(urls):
             try:
                 fetched = self._fetch_one(url, ctx, offline)
                 if fetched is None:
@@ -207,8 +208,10 @@ class Store:
                 bad_hash = exc
                 failures.append(str(exc))
             except DownloadError as exc:
-                log.warning("%s", exc)
+                if i + 1 < len(urls):  # the last failure is in the error raised below
+                    log.warning("%s; trying the next source", exc)
                 failures.append(str(exc))
+                unreachable = unreachable or isinstance(exc, Unreachable)
             except OSError as exc:
                 if exc.errno in _DISK_FULL:
                     raise DownloadError(
@@ -220,7 +223,8 @@ class Store:
             raise bad_hash
         if offline:
             raise _offline_error(artifact)
-        raise DownloadError(f"Could not fetch {artifact.name!r} from any source: " + " | ".join(failures))
+        hint = f" {NO_NETWORK_HINT}" if unreachable else ""
+        raise DownloadError(f"Could not fetch {artifact.name!r} from any source: " + " | ".join(failures) + hint)
 
     @staticmethod
     def _fetch_one(url: str, ctx: FetchContext, offline: bool) -> Fetched | None:

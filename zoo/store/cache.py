@@ -248,7 +248,7 @@ def parts_of(folder: Path, name: str | None = None) -> list[Part]:
     except FileNotFoundError:
         return []
     for entry in entries:
-        match = _PART.match(entry.name)
+        match = _PART.fullmatch(entry.name)
         if match and (name is None or match["name"] == name):
             out.append(Part(Path(entry.path), match["name"], match["host"], int(match["pid"])))
     return out

@@ -16,10 +16,12 @@ import os
 import queue
 import random
 import re
+import socket
 import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ from zoo._version import __version__
 from zoo.errors import DownloadError, ZooError
 from zoo.store.cache import CHUNK
 
-__all__ = ["Policy", "Progress", "download"]
+__all__ = ["NO_NETWORK_HINT", "Policy", "Progress", "Unreachable", "download"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,29 @@ class Policy:
         if retry_after is not None:
             return min(retry_after, self.backoff_max)
         return min(self.backoff_max, self.backoff * 2**attempt) * random.uniform(0.5, 1.0)
+
+
+#: What to do when the network is not there, said by every error about an unreachable host.
+NO_NETWORK_HINT = (
+    "Without network, set ZOO_OFFLINE=1 to use only local files; fetch from a reachable mirror with ZOO_MIRRORS; "
+    "point ZOO_WEIGHTS_PATH at a folder holding the file; or `zoo cache import` an export of a connected machine."
+)
+
+
+class Unreachable(DownloadError):
+    """The host could not be reached at all: its name does not resolve, or it refuses connections.
+
+    Not retried: unlike a timeout or a 503, neither goes away in the seconds a retry waits.
+
+    Attributes:
+        url: the URL asked for.
+    """
+
+    def __init__(self, url: str, reason: BaseException) -> None:
+        host = urllib.parse.urlsplit(url).netloc
+        what = "does not resolve" if isinstance(reason, socket.gaierror) else "refused the connection"
+        super().__init__(f"{host} {what} ({url}; {reason})")
+        self.url = url
 
 
 class _Retry(Exception):
@@ -143,7 +168,11 @@ def _attempt(
             sha, size = _stream(response, part, offset, total, progress)
     except urllib.error.HTTPError as exc:
         _http_error(exc, url, part)
-    except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as exc:
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, (socket.gaierror, ConnectionRefusedError)):
+            raise Unreachable(url, exc.reason) from None
+        raise _Retry(str(exc.reason or exc) or type(exc).__name__) from None
+    except (http.client.HTTPException, TimeoutError, ConnectionError) as exc:
         raise _Retry(str(getattr(exc, "reason", None) or exc) or type(exc).__name__) from None
     if total is not None and size != total:
         raise _Retry(f"the server closed early after {size} of {total} bytes")

@@ -174,7 +174,7 @@ class PackageSource(Source):
 
         dist_name, _, rel = url.removeprefix("pkg:").partition("/")
         parts = PurePosixPath(rel).parts
-        if not _DIST.match(dist_name) or not parts or rel.startswith("/") or any(p in {"..", "."} for p in parts):
+        if not _DIST.fullmatch(dist_name) or not parts or rel.startswith("/") or any(p in {"..", "."} for p in parts):
             raise ValueError(f"{url!r} is not pkg:distribution/path/in/package")
         if "\\" in rel or ":" in rel:
             raise ValueError(f"{url!r} is not pkg:distribution/path/in/package")
