@@ -34,12 +34,13 @@ def test_through_a_mirror_of_download_pytorch_org(assets: Path, file_server, mon
     _check_against_reference(model, assets)
     chelsea = model.predict(assets / "images" / "chelsea.png")
     assert chelsea.label == "Egyptian cat"
-    # warm: a second load is served by the cache, with no request and no pickle left behind
+    # warm: a second load is served by the cache, with no request
     monkeypatch.setenv("ZOO_OFFLINE", "1")
     again = zoo.load("mobilenet_v2:imagenet1k_v1", device="cpu")
     assert again.predict(assets / "images" / "coffee.png").label == "espresso"
     assert file_server.paths() == [f"/models/{WEIGHTS}"]
-    assert not (zoo.settings.cache_root() / "weights" / WEIGHTS).exists()
+    kept = zoo.settings.cache_root() / "weights" / WEIGHTS  # the original stays next to its conversion
+    assert kept.read_bytes() == (assets / "weights" / WEIGHTS).read_bytes()
 
 
 def test_through_zoo_weights_path(assets: Path, monkeypatch: pytest.MonkeyPatch) -> None:
