@@ -8,6 +8,7 @@ safe reader); nothing is ever retried with `weights_only=False`.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -156,9 +157,17 @@ def save_safetensors(tensors: Mapping[str, torch.Tensor], path: Path, metadata: 
     The safetensors library writes the metadata keys in hash order, which differs between processes;
     the header is rewritten with sorted keys (`zoo.store.formats.canonicalize_safetensors`).
     """
+    import re
+
     from safetensors.torch import save_file
 
-    save_file(dict(tensors), str(path), metadata=dict(metadata))
+    try:
+        save_file(dict(tensors), str(path), metadata=dict(metadata))
+    except Exception as exc:  # safetensors' own error type, also for I/O errors ("... (os error 28)")
+        code = re.search(r"os error (\d+)", str(exc))
+        if code is None:
+            raise
+        raise OSError(int(code[1]), os.strerror(int(code[1])), str(path)) from exc
     canonicalize_safetensors(Path(path))
 
 
