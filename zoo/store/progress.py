@@ -16,7 +16,11 @@ from typing import Any
 from zoo import settings
 from zoo.store.http import Progress
 
-__all__ = ["bars", "download_bar", "enabled"]
+__all__ = ["bars", "download_bar", "enabled", "silent"]
+
+
+def silent(done: int, total: int | None) -> None:
+    """A progress callback that draws nothing (passing it keeps the store from drawing a bar)."""
 
 
 def enabled() -> bool:
@@ -33,9 +37,13 @@ def bars(show: bool = True) -> Iterator[Callable[[str], Progress | None]]:
     """Yields `for_file(name) -> callback or None`: one rich bar per file on a terminal, None elsewhere.
 
     Args:
-        show: False yields callbacks of None (e.g. for `--quiet`); bars also need `enabled()`.
+        show: False yields silent callbacks, which also keep the store from drawing its own bar (for
+            `--quiet`); bars also need `enabled()`.
     """
-    if not show or not enabled():
+    if not show:
+        yield lambda name: silent
+        return
+    if not enabled():
         yield lambda name: None
         return
     from rich.console import Console
