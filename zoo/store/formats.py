@@ -14,7 +14,6 @@ import json
 import os
 import pickletools
 import shutil
-import tarfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -74,8 +73,8 @@ def check_format(path: Path, fmt: str) -> None:
     - `safetensors`: the header parses and the tensor data ends exactly at the end of the file;
     - pickles and TorchScript: a zip (torch >= 1.6) whose every member's CRC matches, or a legacy
       pickle stream that parses to its STOP opcode;
-    - `repo`: a gzip'd tar whose every member can be read (gzip's trailer catches a cut-short archive);
-    - `file`: any bytes (nothing to check).
+    - `repo` (a file of a commit-pinned repo, or a repo archive: read and checked by its own reader) and
+      `file` (any bytes): nothing to check here.
 
     Raises:
         FormatError: what is wrong with it.
@@ -91,8 +90,6 @@ def check_format(path: Path, fmt: str) -> None:
             raise FormatError(f"{path.name} is not a zip archive, as TorchScript files are")
         else:
             _check_pickle(path)
-    elif fmt == "repo":
-        _check_tar(path)
 
 
 def _check_zip(path: Path) -> None:
@@ -114,19 +111,6 @@ def _check_pickle(path: Path) -> None:
         except Exception as exc:  # noqa: BLE001 - pickletools raises ValueError, EOFError, KeyError...
             raise FormatError(f"{path.name} is not a complete pickle ({type(exc).__name__}: {exc})") from None
     raise FormatError(f"{path.name} is not a complete pickle (no STOP opcode)")
-
-
-def _check_tar(path: Path) -> None:
-    try:
-        with tarfile.open(path) as tar:
-            for member in tar:
-                if member.isfile():
-                    stream = tar.extractfile(member)
-                    if stream is not None:
-                        while stream.read(1 << 20):
-                            pass
-    except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
-        raise FormatError(f"{path.name} is not a complete tar archive ({exc})") from None
 
 
 def canonicalize_safetensors(path: Path) -> None:
