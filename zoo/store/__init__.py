@@ -522,9 +522,9 @@ def _check_unhashed(fetched: Fetched, artifact: Artifact) -> None:
     except FormatError as exc:
         discard(fetched.part)
         raise DownloadError(
-            f"{fetched.source} served {artifact.name!r} ({fetched.size} bytes), but it is not a complete "
-            f"{artifact.format} file ({exc}): nothing was installed or pinned. Try again later, or bring the file "
-            f"with `zoo cache import` or ZOO_WEIGHTS_PATH."
+            f"{artifact.name!r} from {fetched.source} ({fetched.size} bytes) is not a complete {artifact.format} "
+            f"file ({exc}), and upstream publishes no hash to check it by: nothing was installed or pinned. Fetch "
+            f"it again later, or bring a whole copy with `zoo cache import` or ZOO_WEIGHTS_PATH."
         ) from None
 
 
