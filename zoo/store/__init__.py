@@ -16,16 +16,16 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from zoo import settings
-from zoo.errors import ChecksumError, DownloadError, OfflineError, ZooError
+from zoo.errors import ChecksumError, DownloadError, OfflineError
 from zoo.specs import Artifact, validate_filename
 from zoo.store import pins
-from zoo.store.cache import CacheRecord, hash_file, move_into_place, now, parts_of, temp_path, weights_dir
-from zoo.store.formats import FormatError, canonicalize_safetensors, check_format
+from zoo.store.cache import CacheEntry, CacheRecord, hash_file, move_into_place, now, parts_of, temp_path, weights_dir
+from zoo.store.derived import Derivations
+from zoo.store.formats import FormatError, check_format
 from zoo.store.http import NO_NETWORK_HINT, Policy, Progress, Unreachable
 from zoo.store.locking import ArtifactLock, is_follower, mark_failure, wait_for_leader
 from zoo.store.sources import FetchContext, Fetched, candidate_urls, discard, local_candidates, source_for
@@ -37,27 +37,6 @@ T = TypeVar("T")
 _DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 
 
-@dataclass(frozen=True)
-class CacheEntry:
-    """A verified local file for an artifact.
-
-    Attributes:
-        path: the file (in the cache, or in a `ZOO_WEIGHTS_PATH` folder).
-        sha256: its full sha256.
-        size: its size in bytes.
-        source: where it came from.
-        in_cache: False when it was found in a `ZOO_WEIGHTS_PATH` folder and used in place.
-        revision: the commit its source was resolved to (`hf:` files, GitHub archives), when known.
-    """
-
-    path: Path
-    sha256: str
-    size: int
-    source: str
-    in_cache: bool = True
-    revision: str | None = None
-
-
 def digest_matches(artifact: Artifact, sha256: str, size: int | None = None) -> bool:
     """True when a file's sha256 (and size) agree with what the artifact declares."""
     if artifact.sha256 and sha256 != artifact.sha256:
@@ -67,7 +46,7 @@ def digest_matches(artifact: Artifact, sha256: str, size: int | None = None) -> 
     return not (artifact.size is not None and size is not None and size != artifact.size)
 
 
-class Store:
+class Store(Derivations):
     """Fetches artifacts into the cache under `root` (default: `settings.cache_root()`, read each use)."""
 
     def __init__(self, root: Path | None = None) -> None:
@@ -323,87 +302,6 @@ class Store:
 
         return claim
 
-    def derive(self, name: str, fmt: str, origin: CacheEntry, make: Callable[[Path], None]) -> CacheEntry:
-        """A file made from another (e.g. a pickle converted to safetensors), cached under `name`.
-
-        `make(tmp_path)` writes the new file; it is hashed and renamed into place, with a record that
-        names the origin's sha256, so it is remade if the origin changes. Under torchrun, local ranks
-        other than 0 wait for rank 0's file instead of making it.
-        """
-        validate_filename(name)
-        entry = self.derived(name, origin.sha256)
-        if entry is not None:
-            return entry
-        if is_follower():
-            return wait_for_leader(lambda: self.derived(name, origin.sha256), self.weights_dir, name)
-        target = self.weights_dir / name
-        with ArtifactLock(self.weights_dir, name):
-            entry = self.derived(name, origin.sha256)
-            if entry is not None:
-                return entry
-            tmp = temp_path(target)
-            try:
-                sha, size = self.make(tmp, fmt, make)
-                (target.parent / f"{name}.record.json").unlink(missing_ok=True)
-                move_into_place(tmp, target)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
-            record = CacheRecord(
-                name,
-                sha,
-                size,
-                fmt,
-                f"converted:{origin.path.name}",
-                now(),
-                origin.sha256,
-                origin_size=origin.size,
-            )
-            record.write(target.parent)
-        return CacheEntry(target, sha, size, record.source)
-
-    @staticmethod
-    def make(tmp: Path, fmt: str, make: Callable[[Path], None]) -> tuple[str, int]:
-        """Run `make(tmp)`, bring a safetensors result to its byte-stable form, fsync; returns (sha256, size).
-
-        Equal inputs give equal bytes in any process (the safetensors library alone writes its metadata
-        keys in hash order), so a conversion can be made again and compared (`zoo cache verify`).
-
-        Raises:
-            ZooError: the disk is full (the caller removes `tmp`).
-        """
-        try:
-            make(tmp)
-            if fmt == "safetensors":
-                canonicalize_safetensors(tmp)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-        except OSError as exc:
-            if exc.errno in _DISK_FULL:
-                raise ZooError(
-                    f"The disk holding {tmp.parent} is full ({os.strerror(exc.errno)}): the conversion was not "
-                    f"written. Free space, or set ZOO_HOME elsewhere."
-                ) from None
-            raise
-        return hash_file(tmp)
-
-    def derived(
-        self, name: str, origin_sha256: str | None = None, origin_prefix: str | None = None
-    ) -> CacheEntry | None:
-        """The cached file `name` if it was made from an origin with that sha256 (or sha256 prefix)."""
-        entry = self.cached(name)
-        if entry is None:
-            return None
-        record = CacheRecord.read(self.weights_dir, name)
-        origin = record.origin_sha256 if record else None
-        if origin is None:
-            return None
-        if origin_sha256 is not None and origin != origin_sha256:
-            return None
-        if origin_prefix is not None and not origin.startswith(origin_prefix):
-            return None
-        return entry
-
     def intact(self, name: str) -> bool:
         """Re-hash cache file `name`: True when its bytes match its record (no network, no lock)."""
         record = self.record(name)
@@ -437,43 +335,6 @@ class Store:
         dest.with_name(dest.name + ".reason.txt").write_text(reason + "\n")
         log.warning("quarantined %s: %s (moved to %s)", name, reason, dest)
         return dest
-
-    def remake(self, name: str, fmt: str, origin: CacheEntry, make: Callable[[Path], None]) -> tuple[CacheEntry, bool]:
-        """Make the derived file `name` from `origin` again and hold the cached one to it.
-
-        Conversions are byte-stable, so a cached conversion that is not byte for byte what `make` gives
-        now was not made from `origin` (or changed since): it is quarantined and replaced.
-
-        Returns:
-            The entry now cached, and True when the cached file was already equal to the new one.
-        """
-        validate_filename(name)
-        target = self.weights_dir / name
-        with ArtifactLock(self.weights_dir, name):
-            tmp = temp_path(target)
-            try:
-                sha, size = self.make(tmp, fmt, make)
-                current = self.cached(name)
-                record = self.record(name)
-                if (
-                    current is not None
-                    and record is not None
-                    and record.origin_sha256 == origin.sha256
-                    and hash_file(target) == (sha, size) == (current.sha256, current.size)
-                ):
-                    return current, True
-                detail = f"it is not what converting its origin {origin.path.name} gives (sha256 {sha[:16]}…)"
-                self._quarantine(name, detail)
-                (target.parent / f"{name}.record.json").unlink(missing_ok=True)
-                move_into_place(tmp, target)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
-            new = CacheRecord(
-                name, sha, size, fmt, f"converted:{origin.path.name}", now(), origin.sha256, origin_size=origin.size
-            )
-            new.write(target.parent)
-        return CacheEntry(target, sha, size, new.source), False
 
     def heal(self, entry: CacheEntry, fmt: str, reason: str) -> bool:
         """Quarantine a cached file that failed to load, when a new fetch can help; True when it was moved.

@@ -33,6 +33,7 @@ from typing import IO, Any
 from zoo.specs import validate_filename
 
 __all__ = [
+    "CacheEntry",
     "CacheRecord",
     "Part",
     "atomic_file",
@@ -106,6 +107,27 @@ class CacheRecord:
             return record
         except (OSError, ValueError, TypeError, AttributeError):
             return None
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A verified local file for an artifact.
+
+    Attributes:
+        path: the file (in the cache, or in a `ZOO_WEIGHTS_PATH` folder).
+        sha256: its full sha256.
+        size: its size in bytes.
+        source: where it came from.
+        in_cache: False when it was found in a `ZOO_WEIGHTS_PATH` folder and used in place.
+        revision: the commit its source was resolved to (`hf:` files, GitHub archives), when known.
+    """
+
+    path: Path
+    sha256: str
+    size: int
+    source: str
+    in_cache: bool = True
+    revision: str | None = None
 
 
 def weights_dir(root: Path) -> Path:
