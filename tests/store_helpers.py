@@ -51,6 +51,14 @@ def publish(server: Any, name: str, data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def safetensors_bytes(payload: bytes) -> bytes:
+    """A valid safetensors file holding `payload` as one uint8 tensor (a file with no published hash must
+    be a complete file of its format before it is pinned)."""
+    header = json.dumps({"x": {"dtype": "U8", "shape": [len(payload)], "data_offsets": [0, len(payload)]}})
+    raw = header.encode() + b" " * (-len(header) % 8)
+    return len(raw).to_bytes(8, "little") + raw + payload
+
+
 def install_plugin(folder: Path) -> Path:
     """Write the `storetest` plugin and its dist-info into `folder`; returns the folder for PYTHONPATH."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import zoo
-from tests.store_helpers import install_plugin, plugin_env, publish, zoo_cmd
+from tests.store_helpers import install_plugin, plugin_env, publish, safetensors_bytes, zoo_cmd
 from zoo.store import Store
 
 
@@ -23,7 +23,7 @@ def _gets(server, path: str) -> int:
 
 
 def test_eight_zoo_fetch_processes_make_one_download(file_server, tmp_path: Path) -> None:
-    data = os.urandom(4 << 20)
+    data = safetensors_bytes(os.urandom(4 << 20))  # no published hash: must be a whole safetensors file
     sha = publish(file_server, "shared.safetensors", data)
     file_server.throttle["/shared.safetensors"] = 0.003
     env = plugin_env(install_plugin(tmp_path / "site"), {"sharedw": {"url": f"{file_server.url}/shared.safetensors"}})

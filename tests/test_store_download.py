@@ -88,7 +88,7 @@ def test_changed_file_restarts_instead_of_splicing(file_server) -> None:
         if file_server.truncate.pop("/v.bin", None) is not None:
             publish(file_server, "v.bin", new)  # a new ETag: If-Range no longer matches
 
-    entry = Store().fetch_entry(_art(file_server, "v.bin"), progress=new_version)
+    entry = Store().fetch_entry(_art(file_server, "v.bin", format="file"), progress=new_version)
     assert entry.path.read_bytes() == new
     assert file_server.requests[1][2].get("If-Range")
 

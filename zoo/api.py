@@ -27,7 +27,13 @@ __all__ = ["checkpoint_info", "fetch", "info", "list_models", "load", "plugins",
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def load(name: str | os.PathLike[str], *, device: str | torch.device | None = "auto", **kwargs: Any) -> Model:
+def load(
+    name: str | os.PathLike[str],
+    *,
+    device: str | torch.device | None = "auto",
+    verify: bool | None = None,
+    **kwargs: Any,
+) -> Model:
     """Load a model by name, with its pretrained weights, on the best available device.
 
     Args:
@@ -36,6 +42,10 @@ def load(name: str | os.PathLike[str], *, device: str | torch.device | None = "a
             path (`str` or `os.PathLike`) of a checkpoint written by `Model.save` (`lenet5.safetensors`,
             `runs/lenet5/`): an existing file or folder wins over a model name.
         device: "auto" (cuda > mps > cpu, `ZOO_DEVICE` first), "cpu", "cuda:1", ...
+        verify: hash the cached weights file again and compare it with the hash recorded when it entered
+            the cache, so a bit flip at rest is noticed (the file is then quarantined and fetched again,
+            once). None follows `ZOO_VERIFY` (default off). `model.weights_sha256` is then the hash just
+            computed; otherwise it is the one zoo computed and checked when the file entered the cache.
         **kwargs: builder arguments, e.g. `num_classes=10` for a random-init model. Arguments that choose
             code, trust or a source (`trust=`, `repo=`, `model_class=`, ...) come only from here, never
             from a checkpoint or a config.json.
@@ -44,16 +54,24 @@ def load(name: str | os.PathLike[str], *, device: str | torch.device | None = "a
         UnknownModelError: unknown model or weights tag (with suggestions).
         OfflineError: the weights are not cached and `ZOO_OFFLINE=1`.
         InputError: a checkpoint whose metadata is damaged or names arguments its model does not take.
+        ChecksumError: with `verify`, the weights still differ from their record after a new fetch.
     """
     if is_path(name):
         from zoo.checkpoint import load_checkpoint
 
         return load_checkpoint(name, device=device, **kwargs)
     spec, tag = get_registry().resolve(_text(name))
-    return load_spec(spec, tag, device=device, **kwargs)
+    return load_spec(spec, tag, device=device, verify=verify, **kwargs)
 
 
-def load_spec(spec: ModelSpec, tag: str | None, *, device: str | torch.device | None = "auto", **kwargs: Any) -> Model:
+def load_spec(
+    spec: ModelSpec,
+    tag: str | None,
+    *,
+    device: str | torch.device | None = "auto",
+    verify: bool | None = None,
+    **kwargs: Any,
+) -> Model:
     """Build `spec` with the weights `tag` (None: random init) and wrap it in a `Model`."""
     from zoo.checkpoint import build_module, weights_entry
     from zoo.device import place_module, resolve_device
@@ -67,10 +85,12 @@ def load_spec(spec: ModelSpec, tag: str | None, *, device: str | torch.device | 
     if weights is None:
         entry, module = None, build_module(spec.builder, builder_kwargs, None)
     else:  # a cached file that fails to load and no longer matches its record is quarantined and refetched once
+        from zoo import settings
         from zoo.store import get_store
 
+        check = settings.verify() if verify is None else verify
         entry, module = get_store().recovering(
-            lambda: weights_entry(weights.artifact, hook=spec.state_dict_hook),
+            lambda: weights_entry(weights.artifact, hook=spec.state_dict_hook, verify=check),
             lambda e: (e, build_module(spec.builder, builder_kwargs, e.path)),
         )
     if (

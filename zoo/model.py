@@ -29,7 +29,12 @@ class Model:
         labels: class labels, or None.
         preprocess: input preprocessing as data, or None.
         builder_kwargs: the arguments the builder was called with.
-        weights_sha256: sha256 of the weights file loaded, or None.
+        weights_sha256: sha256 of the weights file loaded, or None. It is always a hash zoo computed and
+            checked itself: for a catalog model, when the file entered the cache (the download, import or
+            conversion hashed the bytes it wrote and held them to the published hash or pin) or, with
+            `zoo.load(..., verify=True)` / `ZOO_VERIFY=1`, again at this load; for a file in
+            `ZOO_WEIGHTS_PATH`, at this load. A checkpoint loaded by path keeps the hash of the weights it
+            was trained from, as its metadata records it (provenance, not a hash of the checkpoint file).
         training_summary: what training produced these weights (set by `finetune`, kept by `save`), or None.
         history: per-epoch metrics of the last `finetune` (a `zoo.train.History`), or None.
     """

@@ -6,6 +6,8 @@ The config file is ``<user_config_dir("zoo")>/config.toml`` (or ``ZOO_CONFIG``):
 
     home = "/data/zoo"                  # ZOO_HOME
     offline = false                     # ZOO_OFFLINE
+    verify = false                      # ZOO_VERIFY: hash weights again at every load
+    progress = true                     # ZOO_PROGRESS: download bars on a terminal
     device = "cuda:1"                   # ZOO_DEVICE
     plugins = ["torchvision", "mine"]   # ZOO_PLUGINS
     weights_path = ["/mnt/weights"]     # ZOO_WEIGHTS_PATH
@@ -93,6 +95,19 @@ def cache_root() -> Path:
 def offline() -> bool:
     """True when ``ZOO_OFFLINE`` (or the config's ``offline``) forbids every network call."""
     return _flag("ZOO_OFFLINE", "offline")
+
+
+def progress() -> bool | None:
+    """``ZOO_PROGRESS`` (or the config's ``progress``): False hides download bars, True or None (unset) shows
+    them when stderr is a terminal."""
+    if "ZOO_PROGRESS" not in os.environ and "progress" not in config():
+        return None
+    return _flag("ZOO_PROGRESS", "progress")
+
+
+def verify() -> bool:
+    """True when ``ZOO_VERIFY`` (or the config's ``verify``) asks every load to hash its weights file again."""
+    return _flag("ZOO_VERIFY", "verify")
 
 
 def device() -> str | None:

@@ -13,10 +13,13 @@ from zoo.errors import PluginError, UnknownModelError
 
 __all__ = ["Artifact", "ImagePreprocess", "ModelSpec", "Weights", "validate_filename"]
 
-#: Formats an artifact can have; the cache converts pickles to safetensors once.
-FORMATS = ("safetensors", "state_dict-pickle", "full-pickle", "torchscript", "repo")
+#: Formats an artifact can have; the cache converts pickles to safetensors once. `file` is any other file
+#: (a font, a config): with no published hash, only its length is checked before it is pinned.
+FORMATS = ("safetensors", "state_dict-pickle", "full-pickle", "torchscript", "repo", "file")
 _HEX = re.compile(r"^[0-9a-f]+$")
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}")  # fullmatch only: `$` lets "x\n" through
+#: Names Windows keeps for devices, in any case, with any extension (`CON`, `aux`, `NUL.pth`, `com1.txt`).
+_RESERVED = re.compile(r"(?:CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])(?:\..*)?", re.IGNORECASE)
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 #: Largest side, in pixels, an `ImagePreprocess` may resize or crop to (a bigger one from a file would allocate
 #: gigabytes per image).
@@ -30,11 +33,13 @@ _PIL_INTERPOLATIONS = frozenset({"lanczos", "box", "hamming"})
 def validate_filename(name: str) -> str:
     """Return `name` if it is a plain file name safe to create in the cache, else raise `ValueError`.
 
-    Refuses path separators, drive letters, `..`, leading dots and control characters, before any
-    filesystem access.
+    Refuses path separators, drive letters, `..`, leading dots, control characters (a trailing newline
+    too) and the device names Windows reserves (`CON`, `aux`, `NUL.pth`), before any filesystem access.
     """
-    if not isinstance(name, str) or not _SAFE_NAME.match(name) or name in {".", ".."} or ".." in name:
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or ".." in name:
         raise ValueError(f"unsafe file name {name!r}: use letters, digits, '.', '_', '+' and '-' only")
+    if _RESERVED.fullmatch(name):
+        raise ValueError(f"unsafe file name {name!r}: Windows reserves it for a device; rename the file")
     return name
 
 
@@ -42,7 +47,7 @@ def _hex(value: str | None, what: str) -> str | None:
     if value is None:
         return None
     value = value.lower()
-    if not _HEX.match(value) or len(value) > 64:
+    if not _HEX.fullmatch(value) or len(value) > 64:
         raise ValueError(f"{what} {value!r} is not a hex sha256 digest (or prefix)")
     return value
 
@@ -326,7 +331,7 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "caller_only", frozenset(self.caller_only))
-        if not _TAG.match(self.name or ""):
+        if not _TAG.fullmatch(self.name or ""):
             raise PluginError(
                 f"Model name {self.name!r} is invalid: use letters, digits, '.', '_', '+' and '-', starting with a "
                 f"letter or digit."
@@ -335,7 +340,7 @@ class ModelSpec:
         if self.labels is not None:
             object.__setattr__(self, "labels", tuple(self.labels))
         for tag in self.weights:
-            if not _TAG.match(tag) or tag.lower() == "none":
+            if not _TAG.fullmatch(tag) or tag.lower() == "none":
                 raise PluginError(f"Weights tag {tag!r} of {self.name!r} is invalid (letters, digits, '._+-').")
         for alias, target in self.aliases.items():
             if target not in self.weights:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from zoo.checkpoint.files import atomic_write, check_replaceable
 from zoo.checkpoint.reader import read_tensors
-from zoo.checkpoint.weights import untie
+from zoo.checkpoint.weights import save_safetensors, untie
 from zoo.errors import InputError
 
 __all__ = ["DTYPES", "Conversion", "convert"]
@@ -76,8 +76,6 @@ def convert(
     metadata = {"format": "pt", "zoo.source": src.name}
     if found.key:
         metadata["zoo.source_key"] = found.key
-    from safetensors.torch import save_file
-
-    atomic_write(dst, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    atomic_write(dst, lambda tmp: save_safetensors(tensors, tmp, metadata))
     nbytes = sum(t.numel() * t.element_size() for t in tensors.values())
     return Conversion(dst, len(tensors), nbytes, found.format, found.key, found.reader)

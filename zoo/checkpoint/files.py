@@ -12,6 +12,7 @@ Every file is written to a temporary name beside its target and renamed over it 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -20,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from zoo.arguments import file_kwargs, parse_json
 from zoo.checkpoint.metadata import CheckpointInfo
-from zoo.checkpoint.weights import build_module, untie, version_header
+from zoo.checkpoint.weights import build_module, save_safetensors, untie, version_header
 from zoo.errors import InputError, UnknownModelError, UnsupportedError, ZooError
-from zoo.store.cache import temp_path
+from zoo.store.cache import move_into_place, temp_path
 
 if TYPE_CHECKING:
     import torch
@@ -84,11 +85,9 @@ def _file_form(target: Path) -> bool:
 
 
 def _write_safetensors(target: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    from safetensors.torch import save_file
-
     check_replaceable(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(target, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    atomic_write(target, lambda tmp: save_safetensors(tensors, tmp, metadata))
 
 
 def _write_folder(
@@ -127,14 +126,22 @@ def check_replaceable(path: Path) -> None:
 def atomic_write(target: Path, write: Callable[[Path], object]) -> None:
     """Run `write(tmp)` on a temporary path beside `target`, fsync it, and rename it over `target`.
 
-    On any error the temporary file is removed and `target` is left as it was.
+    The file gets the mode the user's umask gives new files (0644 under umask 022). On any error the
+    temporary file is removed and `target` is left as it was; a full disk is a one-line `ZooError`.
     """
     tmp = temp_path(target)
     try:
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, target)
+        move_into_place(tmp, target)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise ZooError(
+                f"The disk holding {target.parent} is full ({os.strerror(exc.errno)}): {target.name} was not "
+                f"written. Free space or write elsewhere."
+            ) from None
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -8,22 +8,27 @@ safe reader); nothing is ever retried with `weights_only=False`.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.checkpoint.reader import read_state_dict
-from zoo.errors import UnsupportedError, ZooError
+from zoo.errors import ChecksumError, UnsupportedError, ZooError
 from zoo.specs import Artifact
-from zoo.store import CacheEntry, Store, get_store
+from zoo.store import CacheEntry, Store, get_store, pins
+from zoo.store.cache import hash_file
+from zoo.store.formats import FormatError, canonicalize_safetensors, check_format
 
 if TYPE_CHECKING:
     import torch
 
 __all__ = [
     "build_module",
+    "convert_into_cache",
     "convert_pickle",
     "load_state_dict_into",
+    "save_safetensors",
     "untie",
     "version_header",
     "weights_entry",
@@ -32,7 +37,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 StateDictHook = Callable[[dict[str, Any]], dict[str, Any]]
 #: Artifact formats converted to safetensors on first use.
-_PICKLES = ("state_dict-pickle", "full-pickle")
+PICKLES = ("state_dict-pickle", "full-pickle")
 #: safetensors header key holding the state_dict's `_metadata` (module versions) as JSON.
 VERSIONS_KEY = "zoo.state_versions"
 
@@ -44,28 +49,92 @@ def safetensors_name(artifact: Artifact) -> str:
 
 
 def weights_entry(
-    artifact: Artifact, *, hook: StateDictHook | None = None, store: Store | None = None, progress: Any = None
+    artifact: Artifact,
+    *,
+    hook: StateDictHook | None = None,
+    store: Store | None = None,
+    progress: Any = None,
+    verify: bool = False,
 ) -> CacheEntry:
     """A cached safetensors file holding the artifact's weights, fetching and converting as needed.
 
     A `state_dict-pickle` or `full-pickle` artifact is converted once (its state_dict, or the state_dict
-    of the pickled module, read without running pickled code); `hook` edits the state_dict first.
+    of the pickled module, read without running pickled code); `hook` edits the state_dict first. The
+    pickle stays in the cache beside its conversion, so the conversion can be re-made and compared
+    (`zoo cache verify`, `zoo cache import`, `zoo fetch --locked`).
+
+    With `verify`, the file used is hashed again and compared with its record: one that changed at rest
+    is quarantined and fetched (or converted) again, once.
+
+    Raises:
+        ChecksumError: with `verify`, the file still differs from its record after one new fetch.
     """
     store = store or get_store()
+    entry = _weights_entry(artifact, hook, store, progress)
+    if not verify:
+        return entry
+    checked = _rehashed(store, entry)
+    if checked is not None:
+        return checked
+    store.quarantine(entry.path.name, "its sha256 differs from its record (found by a verified load)")
+    entry = _weights_entry(artifact, hook, store, progress)
+    checked = _rehashed(store, entry)
+    if checked is None:
+        raise ChecksumError(
+            f"{entry.path} still differs from its record after a new fetch: check the disk, then "
+            f"`zoo cache rm {entry.path.name}`.",
+            path=str(entry.path),
+            expected=entry.sha256,
+            got="(changed again)",
+        )
+    return checked
+
+
+def _rehashed(store: Store, entry: CacheEntry) -> CacheEntry | None:
+    """The entry with a sha256 computed now (None when it no longer matches its record)."""
+    sha, size = hash_file(entry.path)
+    if (sha, size) != (entry.sha256, entry.size):
+        log.warning("%s: sha256 %s… differs from its record %s…", entry.path.name, sha[:12], entry.sha256[:12])
+        return None
+    return entry
+
+
+def _weights_entry(artifact: Artifact, hook: StateDictHook | None, store: Store, progress: Any) -> CacheEntry:
     if artifact.format == "safetensors":
         return store.fetch_entry(artifact, progress=progress)
-    if artifact.format not in _PICKLES:
+    if artifact.format not in PICKLES:
         raise UnsupportedError(
             f"{artifact.name!r} is a {artifact.format} file; zoo loads safetensors, state_dicts and full-model pickles."
         )
     name = safetensors_name(artifact)
-    entry = store.derived(name, artifact.sha256, artifact.hash_prefix)
+    held, _ = pins.enforce(store.root, artifact)
+    entry = store.derived(name, held.sha256, held.hash_prefix)
     if entry is not None:
         return entry
     origin = store.fetch_entry(artifact, progress=progress)
-    # The origin stays next to its conversion: hub code asking for the same URL is served from it (no second
-    # download, offline too), and the conversion can be checked against it.
-    return store.derive(name, "safetensors", origin, lambda tmp: convert_pickle(origin.path, tmp, hook=hook))
+    try:
+        return convert_into_cache(store, name, origin, hook)
+    except FormatError as exc:
+        if not store.heal(origin, artifact.format, f"failed to convert: {exc}"):
+            raise
+    return convert_into_cache(store, name, store.fetch_entry(artifact, progress=progress), hook)
+
+
+def convert_into_cache(store: Store, name: str, origin: CacheEntry, hook: StateDictHook | None) -> CacheEntry:
+    """The safetensors conversion `name` of `origin`, made once (see `zoo.store.Store.derive`).
+
+    Raises:
+        FormatError: `origin` is not a complete pickle (cut short, damaged): worth a new fetch.
+    """
+
+    def make(tmp: Path) -> None:
+        try:
+            convert_pickle(origin.path, tmp, hook=hook)
+        except ZooError:
+            check_format(origin.path, "full-pickle")  # a damaged file says so; a readable one keeps its error
+            raise
+
+    return store.derive(name, "safetensors", origin, make)
 
 
 def convert_pickle(
@@ -75,13 +144,31 @@ def convert_pickle(
 
     Shared tensors are copied apart; see `zoo.checkpoint.reader.read_state_dict` for what is read.
     """
-    from safetensors.torch import save_file
-
     state = read_state_dict(src)
     versions = version_header(state)
     if hook is not None:
         state = hook(state)  # the versions stay those of the file, as when torchvision edits keys in place
-    save_file(untie(state), str(dst), metadata={"format": "pt", **versions, **(metadata or {})})
+    save_safetensors(untie(state), dst, {"format": "pt", **versions, **(metadata or {})})
+
+
+def save_safetensors(tensors: Mapping[str, torch.Tensor], path: Path, metadata: Mapping[str, str]) -> None:
+    """`safetensors.torch.save_file`, in a byte-stable form: equal tensors and metadata give equal bytes.
+
+    The safetensors library writes the metadata keys in hash order, which differs between processes;
+    the header is rewritten with sorted keys (`zoo.store.formats.canonicalize_safetensors`).
+    """
+    import re
+
+    from safetensors.torch import save_file
+
+    try:
+        save_file(dict(tensors), str(path), metadata=dict(metadata))
+    except Exception as exc:  # safetensors' own error type, also for I/O errors ("... (os error 28)")
+        code = re.search(r"os error (\d+)", str(exc))
+        if code is None:
+            raise
+        raise OSError(int(code[1]), os.strerror(int(code[1])), str(path)) from exc
+    canonicalize_safetensors(Path(path))
 
 
 def version_header(state: Mapping[str, Any]) -> dict[str, str]:

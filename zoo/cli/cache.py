@@ -106,16 +106,38 @@ def du_cmd(as_json: bool) -> None:
 @cache_group.command("rm")
 @click.argument("names", nargs=-1)
 @click.option("--all", "everything", is_flag=True, help="Empty the whole cache (the config file stays).")
-def rm_cmd(names: tuple[str, ...], everything: bool) -> None:
-    """Remove cached files (NAMES: file names or model names) with their records and pins."""
-    from zoo.store.maintenance import remove
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (needed for --all without a terminal).")
+def rm_cmd(names: tuple[str, ...], everything: bool, yes: bool) -> None:
+    """Remove cached files (NAMES: file names or model names) with their records and pins.
+
+    `--all` asks for confirmation on a terminal and refuses without one unless `--yes` is given.
+    """
+    from zoo.store.maintenance import disk_usage, remove
 
     if bool(names) == everything:
         raise click.UsageError("Give NAMES or --all.")
-    removed = remove(_store(), None if everything else _file_names(names))
+    store = _store()
+    if everything and not yes:
+        if not _interactive():
+            raise InputError(
+                f"`zoo cache rm --all` would delete everything under {store.root}: add --yes to confirm when not "
+                f"running on a terminal."
+            )
+        size = _human(disk_usage(store)["total"])
+        if not click.confirm(f"Delete the whole zoo cache at {store.root} ({size})?", default=False, err=True):
+            click.echo("Nothing was deleted.", err=True)
+            return
+    removed = remove(store, None if everything else _file_names(names))
     if not removed:
         raise InputError(f"Nothing to remove for {', '.join(names)}: see `zoo cache ls`.")
     click.echo(f"removed {', '.join(removed)}")
+
+
+def _interactive() -> bool:
+    """True when both stdin and stderr are terminals, so a question can be asked and answered."""
+    import sys
+
+    return sys.stdin.isatty() and sys.stderr.isatty()
 
 
 @cache_group.command("prune")
@@ -134,10 +156,16 @@ def prune_cmd(older_than: float | None) -> None:
 @cache_group.command("verify")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def verify_cmd(as_json: bool) -> None:
-    """Re-hash every cached file offline; quarantine those that differ from their record (exit 1 if any)."""
+    """Re-hash every cached file offline; quarantine those that differ from their record (exit 1 if any).
+
+    Conversions (pickles saved as safetensors) are also converted again from their origin and compared:
+    one that differs is quarantined, one whose origin is gone is reported unverifiable.
+    """
+    from zoo.checkpoint.conversions import recheck
     from zoo.store.maintenance import verify
 
-    results = verify(_store())
+    store = _store()
+    results = verify(store, lambda record: recheck(store, record))
     bad = [r for r in results if r.status != "ok"]
     if as_json:
         echo_json([r.to_dict() for r in results])
@@ -166,12 +194,17 @@ def export_cmd(dest: Path, names: tuple[str, ...]) -> None:
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def import_cmd(sources: tuple[Path, ...], as_json: bool) -> None:
-    """Import weights from folders, tar archives or files, verifying each (exit 1 if any is refused)."""
+    """Import weights from folders, tar archives or files, verifying each (exit 1 if any is refused).
+
+    Conversions are never taken from the import: zoo converts their origin again and compares.
+    """
+    from zoo.checkpoint.conversions import rebuild
     from zoo.registry import get_registry
     from zoo.store.exchange import import_paths
 
     known = [w.artifact for spec in get_registry().specs() for w in spec.weights.values()]
-    report = import_paths(_store(), list(sources), known)
+    store = _store()
+    report = import_paths(store, list(sources), known, lambda name: rebuild(store, name))
     if as_json:
         echo_json({"imported": report.imported, "refused": [{"file": f, "reason": r} for f, r in report.refused]})
     else:

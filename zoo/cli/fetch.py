@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +31,7 @@ def fetch_cmd(
     from zoo.store import get_store
     from zoo.store.archive import archive_commit
     from zoo.store.lockfile import lock_entry, write_lock
+    from zoo.store.progress import bars
 
     if lock_path and locked_path:
         raise click.UsageError("--lock writes a lockfile and --locked reads one: use one of them.")
@@ -41,13 +39,17 @@ def fetch_cmd(
         raise click.UsageError("Name the models to fetch, e.g. `zoo fetch resnet18`, or give --locked FILE.")
     plan = _locked_plan(locked_path, names) if locked_path else [_plan(name) for name in names]
     store, done = get_store(), []
-    with _progress(enabled=not quiet and not as_json) as progress:
+    with bars(show=not quiet and not as_json) as progress:
         for name, spec, tag, artifact in plan:
             if artifact.format == "repo":  # a hub repo's code archive: locked as fetched, never converted
                 entry = store.fetch_entry(artifact, progress=progress(name))
                 locked = replace(lock_entry(store, name, tag, artifact, entry), revision=archive_commit(entry.path))
             else:
-                entry = weights_entry(artifact, hook=spec.state_dict_hook, progress=progress(name))
+                entry = weights_entry(
+                    artifact, hook=spec.state_dict_hook, progress=progress(name), verify=bool(locked_path)
+                )
+                if locked_path:
+                    entry = _held_to_origin(store, name, spec, artifact, entry)
                 locked = lock_entry(store, name, tag, artifact, entry)
             done.append((locked, entry))
     if lock_path:
@@ -110,21 +112,15 @@ def _locked_plan(path: Path, names: tuple[str, ...]) -> list[tuple[str, Any, str
     return plan
 
 
-@contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[Any]:
-    """Yields `for_model(name) -> callback or None`: rich bars on a terminal, nothing elsewhere."""
-    from rich.console import Console
+def _held_to_origin(store: Any, name: str, spec: Any, artifact: Any, entry: Any) -> Any:
+    """A conversion, made again from its locked origin and compared: the lockfile pins the origin's bytes."""
+    from zoo.checkpoint.conversions import recheck_locked
 
-    console = Console(file=sys.stderr)
-    if not enabled or not console.is_terminal:
-        yield lambda name: None
-        return
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
-    with Progress("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console) as bars:
-
-        def for_model(name: str) -> Any:
-            task = bars.add_task(name, total=None)
-            return lambda done, total: bars.update(task, completed=done, total=total)
-
-        yield for_model
+    entry, same = recheck_locked(store, artifact, spec.state_dict_hook, entry)
+    if not same:
+        click.echo(
+            f"warning: {name}: the cached {entry.path.name} was not the conversion of the locked "
+            f"{artifact.name}: it was quarantined and converted again",
+            err=True,
+        )
+    return entry

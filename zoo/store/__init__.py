@@ -16,7 +16,6 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,8 +23,10 @@ from zoo import settings
 from zoo.errors import ChecksumError, DownloadError, OfflineError
 from zoo.specs import Artifact, validate_filename
 from zoo.store import pins
-from zoo.store.cache import CacheRecord, hash_file, now, parts_of, temp_path, weights_dir
-from zoo.store.http import Policy, Progress
+from zoo.store.cache import CacheEntry, CacheRecord, hash_file, move_into_place, now, parts_of, temp_path, weights_dir
+from zoo.store.derived import Derivations
+from zoo.store.formats import FormatError, check_format
+from zoo.store.http import NO_NETWORK_HINT, Policy, Progress, Unreachable
 from zoo.store.locking import ArtifactLock, is_follower, mark_failure, wait_for_leader
 from zoo.store.sources import FetchContext, Fetched, candidate_urls, discard, local_candidates, source_for
 
@@ -34,27 +35,6 @@ __all__ = ["CacheEntry", "Store", "digest_matches", "get_store", "repo_snapshot"
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
-
-
-@dataclass(frozen=True)
-class CacheEntry:
-    """A verified local file for an artifact.
-
-    Attributes:
-        path: the file (in the cache, or in a `ZOO_WEIGHTS_PATH` folder).
-        sha256: its full sha256.
-        size: its size in bytes.
-        source: where it came from.
-        in_cache: False when it was found in a `ZOO_WEIGHTS_PATH` folder and used in place.
-        revision: the commit its source was resolved to (`hf:` files, GitHub archives), when known.
-    """
-
-    path: Path
-    sha256: str
-    size: int
-    source: str
-    in_cache: bool = True
-    revision: str | None = None
 
 
 def digest_matches(artifact: Artifact, sha256: str, size: int | None = None) -> bool:
@@ -66,7 +46,7 @@ def digest_matches(artifact: Artifact, sha256: str, size: int | None = None) -> 
     return not (artifact.size is not None and size is not None and size != artifact.size)
 
 
-class Store:
+class Store(Derivations):
     """Fetches artifacts into the cache under `root` (default: `settings.cache_root()`, read each use)."""
 
     def __init__(self, root: Path | None = None) -> None:
@@ -105,7 +85,8 @@ class Store:
 
         Order: the cache, then `ZOO_WEIGHTS_PATH` folders (hash-checked, used in place), then each
         source with its mirrors first. Where upstream publishes only a hash prefix (or none), the full
-        sha256 recorded at the first download is enforced.
+        sha256 recorded at the first download is enforced. A download draws a progress bar on a
+        terminal unless `progress` is given (see `zoo.store.progress`).
 
         Raises:
             OfflineError: `ZOO_OFFLINE=1` and the file is nowhere local (raised before any network call).
@@ -128,7 +109,12 @@ class Store:
             if entry is not None:
                 return entry
             try:
-                entry = self._download(artifact, pinned, progress, offline)
+                with contextlib.ExitStack() as stack:
+                    if progress is None and not offline:
+                        from zoo.store.progress import download_bar
+
+                        progress = stack.enter_context(download_bar(artifact.name))
+                    entry = self._download(artifact, pinned, progress, offline)
             except Exception as exc:
                 mark_failure(self.weights_dir, artifact.name, exc)
                 raise
@@ -138,6 +124,11 @@ class Store:
     def fetch(self, artifact: Artifact, *, progress: Progress | None = None) -> Path:
         """Path of a verified local file for `artifact` (see `fetch_entry`)."""
         return self.fetch_entry(artifact, progress=progress).path
+
+    def local_entry(self, artifact: Artifact) -> CacheEntry | None:
+        """The verified local file for `artifact` (the cache, then `ZOO_WEIGHTS_PATH`), pins applied; no network."""
+        artifact, _ = pins.enforce(self.root, artifact)
+        return self._usable(artifact)
 
     def _cached_match(self, artifact: Artifact) -> CacheEntry | None:
         entry = self.cached(artifact.name)
@@ -170,15 +161,23 @@ class Store:
         target = self.weights_dir / artifact.name
         urls = list(artifact.urls) if offline else candidate_urls(artifact)
         resumable = bool(artifact.sha256 or artifact.hash_prefix)
-        ctx = FetchContext(target, self.root, Policy.from_env(), progress, self._claimer(artifact.name, resumable))
+        ctx = FetchContext(
+            target,
+            self.root,
+            Policy.from_env(),
+            progress,
+            self._claimer(artifact.name, resumable),
+            require_length=not resumable and artifact.size is None,
+        )
         self._sweep(artifact.name, keep_urls=set(urls))
         failures: list[str] = []
         bad_hash: ChecksumError | None = None
+        unreachable = False
         if not urls and not offline:
             raise DownloadError(
                 f"{artifact.name!r} has no download URL: put it in a folder listed in ZOO_WEIGHTS_PATH."
             )
-        for url in urls:
+        for i, url in enumerate(urls):
             try:
                 fetched = self._fetch_one(url, ctx, offline)
                 if fetched is None:
@@ -188,8 +187,10 @@ class Store:
                 bad_hash = exc
                 failures.append(str(exc))
             except DownloadError as exc:
-                log.warning("%s", exc)
+                if i + 1 < len(urls):  # the last failure is in the error raised below
+                    log.warning("%s; trying the next source", exc)
                 failures.append(str(exc))
+                unreachable = unreachable or isinstance(exc, Unreachable)
             except OSError as exc:
                 if exc.errno in _DISK_FULL:
                     raise DownloadError(
@@ -201,7 +202,8 @@ class Store:
             raise bad_hash
         if offline:
             raise _offline_error(artifact)
-        raise DownloadError(f"Could not fetch {artifact.name!r} from any source: " + " | ".join(failures))
+        hint = f" {NO_NETWORK_HINT}" if unreachable else ""
+        raise DownloadError(f"Could not fetch {artifact.name!r} from any source: " + " | ".join(failures) + hint)
 
     @staticmethod
     def _fetch_one(url: str, ctx: FetchContext, offline: bool) -> Fetched | None:
@@ -221,6 +223,8 @@ class Store:
             ChecksumError: wrong sha256 or size; the temporary file is removed, the cache is unchanged.
         """
         target = self.weights_dir / artifact.name
+        if artifact.sha256 is None and artifact.hash_prefix is None and origin_sha256 is None:
+            _check_unhashed(fetched, artifact)
         if not digest_matches(artifact, fetched.sha256, fetched.size):
             discard(fetched.part)
             expected = artifact.expected_digest or f"{artifact.size} bytes"
@@ -236,7 +240,7 @@ class Store:
                 got=fetched.sha256,
             )
         (target.parent / f"{artifact.name}.record.json").unlink(missing_ok=True)
-        os.replace(fetched.part, target)
+        move_into_place(fetched.part, target)
         discard(fetched.part)
         record = CacheRecord(
             artifact.name,
@@ -254,7 +258,14 @@ class Store:
             target.unlink(missing_ok=True)  # a file without its record is never used: do not keep it
             raise
         if artifact.sha256 is None and artifact.format != "repo" and origin_sha256 is None:
-            pins.pin(self.root, artifact.name, fetched.sha256, fetched.size, fetched.source)
+            pins.pin(
+                self.root,
+                artifact.name,
+                fetched.sha256,
+                fetched.size,
+                fetched.source,
+                published=artifact.hash_prefix is not None,
+            )
         self._sweep(artifact.name)
         return CacheEntry(target, fetched.sha256, fetched.size, fetched.source, revision=fetched.revision)
 
@@ -291,56 +302,6 @@ class Store:
 
         return claim
 
-    def derive(self, name: str, fmt: str, origin: CacheEntry, make: Callable[[Path], None]) -> CacheEntry:
-        """A file made from another (e.g. a pickle converted to safetensors), cached under `name`.
-
-        `make(tmp_path)` writes the new file; it is hashed and renamed into place, with a record that
-        names the origin's sha256, so it is remade if the origin changes. Under torchrun, local ranks
-        other than 0 wait for rank 0's file instead of making it.
-        """
-        validate_filename(name)
-        entry = self.derived(name, origin.sha256)
-        if entry is not None:
-            return entry
-        if is_follower():
-            return wait_for_leader(lambda: self.derived(name, origin.sha256), self.weights_dir, name)
-        target = self.weights_dir / name
-        with ArtifactLock(self.weights_dir, name):
-            entry = self.derived(name, origin.sha256)
-            if entry is not None:
-                return entry
-            tmp = temp_path(target)
-            try:
-                make(tmp)
-                with open(tmp, "rb") as f:
-                    os.fsync(f.fileno())
-                sha, size = hash_file(tmp)
-                (target.parent / f"{name}.record.json").unlink(missing_ok=True)
-                os.replace(tmp, target)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
-            record = CacheRecord(name, sha, size, fmt, f"converted:{origin.path.name}", now(), origin.sha256)
-            record.write(target.parent)
-        return CacheEntry(target, sha, size, record.source)
-
-    def derived(
-        self, name: str, origin_sha256: str | None = None, origin_prefix: str | None = None
-    ) -> CacheEntry | None:
-        """The cached file `name` if it was made from an origin with that sha256 (or sha256 prefix)."""
-        entry = self.cached(name)
-        if entry is None:
-            return None
-        record = CacheRecord.read(self.weights_dir, name)
-        origin = record.origin_sha256 if record else None
-        if origin is None:
-            return None
-        if origin_sha256 is not None and origin != origin_sha256:
-            return None
-        if origin_prefix is not None and not origin.startswith(origin_prefix):
-            return None
-        return entry
-
     def intact(self, name: str) -> bool:
         """Re-hash cache file `name`: True when its bytes match its record (no network, no lock)."""
         record = self.record(name)
@@ -356,36 +317,76 @@ class Store:
         quarantined path, or None when there was no file.
         """
         validate_filename(name)
+        with ArtifactLock(self.weights_dir, name):
+            return self._quarantine(name, reason)
+
+    def _quarantine(self, name: str, reason: str) -> Path | None:
+        """`quarantine`, for a caller that holds the lock of `name`."""
         folder = self.root / "quarantine"
         folder.mkdir(parents=True, exist_ok=True)
         dest = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}-{name}"
-        with ArtifactLock(self.weights_dir, name):
-            record = self.weights_dir / f"{name}.record.json"
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(record, dest.with_name(dest.name + ".record.json"))
-            try:
-                os.replace(self.weights_dir / name, dest)
-            except FileNotFoundError:
-                return None
+        record = self.weights_dir / f"{name}.record.json"
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(record, dest.with_name(dest.name + ".record.json"))
+        try:
+            os.replace(self.weights_dir / name, dest)
+        except FileNotFoundError:
+            return None
         dest.with_name(dest.name + ".reason.txt").write_text(reason + "\n")
         log.warning("quarantined %s: %s (moved to %s)", name, reason, dest)
         return dest
 
-    def recovering(self, fetch: Callable[[], CacheEntry], use: Callable[[CacheEntry], T]) -> T:
-        """`use(fetch())`; when `use` fails on a cached file that no longer matches its record, quarantine
-        the file and try once more with a fresh fetch.
+    def heal(self, entry: CacheEntry, fmt: str, reason: str) -> bool:
+        """Quarantine a cached file that failed to load, when a new fetch can help; True when it was moved.
 
-        A failure on an intact file (e.g. weights that do not fit the model) is raised as is.
+        That is when its bytes no longer match its record (its pin stays, so the new fetch is held to
+        the bytes first recorded), or when only a first-use pin vouches for it (upstream publishes no
+        hash) and it is not a complete file of its format: such a pin is forgotten with the file.
+        A readable file that upstream vouches for is left alone: fetching it again would give it again.
+        """
+        name = entry.path.name
+        if not entry.in_cache or entry.path.parent != self.weights_dir:
+            return False
+        if not self.intact(name):
+            return self.quarantine(name, reason) is not None
+        if not pins.is_first_use(self.root, name):
+            return False
+        try:
+            check_format(entry.path, fmt)
+        except FormatError as exc:
+            moved = self.quarantine(name, f"{reason} ({exc}); its first-use pin is forgotten")
+            pins.forget(self.root, [name])
+            return moved is not None
+        return False
+
+    def recovering(self, fetch: Callable[[], CacheEntry], use: Callable[[CacheEntry], T]) -> T:
+        """`use(fetch())`; when `use` fails on a cached file that `heal` quarantines, try once more with a
+        fresh fetch.
+
+        A failure on an intact, vouched-for file (e.g. weights that do not fit the model) is raised as is.
         """
         entry = fetch()
         try:
             return use(entry)
         except Exception as exc:
-            name = entry.path.name
-            if not entry.in_cache or entry.path.parent != self.weights_dir or self.intact(name):
+            record = self.record(entry.path.name) if entry.in_cache else None
+            if not self.heal(entry, record.format if record else "safetensors", f"failed to load: {exc}"):
                 raise
-            self.quarantine(name, f"failed to load: {exc}")
         return use(fetch())
+
+
+def _check_unhashed(fetched: Fetched, artifact: Artifact) -> None:
+    """A file upstream publishes no hash for is pinned on first download: it must first be a complete
+    file of its declared format (its length was already checked against Content-Length or the spec)."""
+    try:
+        check_format(fetched.part, artifact.format)
+    except FormatError as exc:
+        discard(fetched.part)
+        raise DownloadError(
+            f"{artifact.name!r} from {fetched.source} ({fetched.size} bytes) is not a complete {artifact.format} "
+            f"file ({exc}), and upstream publishes no hash to check it by: nothing was installed or pinned. Fetch "
+            f"it again later, or bring a whole copy with `zoo cache import` or ZOO_WEIGHTS_PATH."
+        ) from None
 
 
 def _offline_error(artifact: Artifact) -> OfflineError:

@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,11 +33,14 @@ from typing import IO, Any
 from zoo.specs import validate_filename
 
 __all__ = [
+    "CacheEntry",
     "CacheRecord",
     "Part",
     "atomic_file",
+    "file_mode",
     "hash_file",
     "host_tag",
+    "move_into_place",
     "parts_of",
     "pid_alive",
     "temp_path",
@@ -63,6 +67,7 @@ class CacheRecord:
         origin_sha256: for converted files, the sha256 of the file they were made from.
         revision: the commit a `hf:` file or GitHub archive was resolved to, when there is one.
         verified: Unix time `zoo cache verify` last re-hashed the file, or None.
+        origin_size: for converted files, the byte size of the file they were made from.
     """
 
     name: str
@@ -74,6 +79,7 @@ class CacheRecord:
     origin_sha256: str | None = None
     revision: str | None = None
     verified: float | None = None
+    origin_size: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (what `zoo cache ls --json` prints per file)."""
@@ -101,6 +107,27 @@ class CacheRecord:
             return record
         except (OSError, ValueError, TypeError, AttributeError):
             return None
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A verified local file for an artifact.
+
+    Attributes:
+        path: the file (in the cache, or in a `ZOO_WEIGHTS_PATH` folder).
+        sha256: its full sha256.
+        size: its size in bytes.
+        source: where it came from.
+        in_cache: False when it was found in a `ZOO_WEIGHTS_PATH` folder and used in place.
+        revision: the commit its source was resolved to (`hf:` files, GitHub archives), when known.
+    """
+
+    path: Path
+    sha256: str
+    size: int
+    source: str
+    in_cache: bool = True
+    revision: str | None = None
 
 
 def weights_dir(root: Path) -> Path:
@@ -138,6 +165,42 @@ def temp_path(target: Path) -> Path:
     The name carries the host and pid of its writer, so files left by dead processes can be found.
     """
     return target.with_name(f".{target.name}.{host_tag()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.part")
+
+
+_UMASK: list[int] = []
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    """The process umask: read from /proc (Linux; no side effect), else set and restored once, then kept."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        if not _UMASK:
+            old = os.umask(0o022)
+            os.umask(old)
+            _UMASK.append(old)
+    return _UMASK[0]
+
+
+def file_mode() -> int:
+    """The mode a new file gets under the user's umask (0o644 under umask 022, 0o664 under 002)."""
+    return 0o666 & ~_umask()
+
+
+def move_into_place(tmp: Path, target: Path) -> None:
+    """Give a finished temporary file the user's umask mode, then rename it over `target` atomically.
+
+    Temporary files may be created 0600 (`tempfile.mkstemp`, safetensors' `save_file`); a cache or a
+    checkpoint shared by a team needs the mode any other new file of the user would get.
+    """
+    os.chmod(tmp, file_mode())
+    os.replace(tmp, target)
 
 
 def pid_alive(pid: int) -> bool:
@@ -207,7 +270,7 @@ def parts_of(folder: Path, name: str | None = None) -> list[Part]:
     except FileNotFoundError:
         return []
     for entry in entries:
-        match = _PART.match(entry.name)
+        match = _PART.fullmatch(entry.name)
         if match and (name is None or match["name"] == name):
             out.append(Part(Path(entry.path), match["name"], match["host"], int(match["pid"])))
     return out
@@ -227,7 +290,7 @@ def atomic_file(target: Path, mode: str = "wb") -> Iterator[IO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, target)
+        move_into_place(tmp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -241,7 +304,7 @@ def write_json(target: Path, data: Any) -> None:
             json.dump(data, f, indent=1, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, target)
+        move_into_place(tmp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -5,6 +5,10 @@ An export is a folder or a tar (`.tar`, `.tar.gz`, `.tgz`) holding ``weights/<fi
 like a known artifact must match its declared hash; any other file must match the record it came with,
 or the hash of a known artifact; anything else is refused. Archives with unsafe member names, links or
 devices are refused whole, before anything is written.
+
+A conversion (a file whose record names an origin, or the safetensors copy of a known pickle) is never
+taken on the word of its record: it is made again from its origin, once the origin itself is verified
+in the cache, and the copy in the archive is only compared with it. Without its origin it is refused.
 """
 
 from __future__ import annotations
@@ -15,16 +19,16 @@ import json
 import os
 import shutil
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import IO
 
-from zoo.errors import ChecksumError, InputError
+from zoo.errors import ChecksumError, DownloadError, InputError, ZooError
 from zoo.specs import Artifact, validate_filename
-from zoo.store import Store, pins
+from zoo.store import CacheEntry, Store, pins
 from zoo.store.archive import is_tar, member_path, open_tar, regular_members
-from zoo.store.cache import CHUNK, CacheRecord, host_tag, temp_path
+from zoo.store.cache import CHUNK, CacheRecord, host_tag, move_into_place, temp_path
 from zoo.store.locking import ArtifactLock
 from zoo.store.maintenance import entries
 from zoo.store.sources import Fetched, discard
@@ -77,7 +81,7 @@ def _export_tar(dest: Path, files: list[tuple[str, Path]]) -> None:
         with tarfile.open(tmp, mode, format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
             for name, path in files:
                 tar.add(path, arcname=f"weights/{name}", recursive=False, filter=anonymous)
-        os.replace(tmp, dest)
+        move_into_place(tmp, dest)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -94,21 +98,31 @@ class ImportReport:
 
     imported: list[str] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
+    conversions: list[tuple[str, str, int]] = field(default_factory=list, repr=False)
 
 
-def import_paths(store: Store, sources: Iterable[Path], known: Iterable[Artifact] = ()) -> ImportReport:
+#: Makes cache file `name` again from its verified origin (a conversion); returns the entry, or None when
+#: it does not know `name` or its origin is not in the cache. Raises `ZooError` when making it fails.
+Rebuild = Callable[[str], "CacheEntry | None"]
+
+
+def import_paths(
+    store: Store, sources: Iterable[Path], known: Iterable[Artifact] = (), rebuild: Rebuild | None = None
+) -> ImportReport:
     """Import weight files from folders, tar archives and single files into the cache, verified.
 
     Args:
         store: the cache to fill.
         sources: folders (their files and ``weights/`` files), tar archives, or weight files.
         known: the artifacts of the installed plugins, to match files against.
+        rebuild: makes a conversion again from its origin (see `Rebuild`); without it every conversion
+            is refused.
 
     Raises:
         InputError: an archive with unsafe member names, links or devices (nothing of it is imported),
             or a source that does not exist.
     """
-    matcher = _Matcher(list(known))
+    matcher = _Matcher(list(known), rebuild)
     report = ImportReport()
     for source in sources:
         if source.is_dir():
@@ -121,7 +135,35 @@ def import_paths(store: Store, sources: Iterable[Path], known: Iterable[Artifact
                 _import_one(store, f, source.name, record, f"import:{source}", matcher, report)
         else:
             raise InputError(f"{source}: no such file or folder.")
+    for name, sha, size in report.conversions:  # after every origin is in
+        _rebuild_one(store, name, sha, size, rebuild, report)
     return report
+
+
+def _rebuild_one(store: Store, name: str, sha: str, size: int, rebuild: Rebuild | None, report: ImportReport) -> None:
+    try:
+        entry = rebuild(name) if rebuild is not None else None
+    except ZooError as exc:
+        report.refused.append((name, f"a conversion, and making it again from its origin failed: {exc}"))
+        return
+    if entry is None:
+        report.refused.append(
+            (
+                name,
+                "a conversion, which zoo makes again from its origin rather than trust its record, and its origin "
+                "is neither in the import nor in the cache: export the origin with it (`zoo cache export` does)",
+            )
+        )
+    elif (entry.sha256, entry.size) != (sha, size):
+        report.refused.append(
+            (
+                name,
+                f"not the conversion of its origin (sha256 {sha[:16]}…, zoo's conversion is {entry.sha256[:16]}…): "
+                f"refused; the cache holds zoo's own conversion",
+            )
+        )
+    else:
+        report.imported.append(name)
 
 
 def _import_dir(store: Store, folder: Path, matcher: _Matcher, report: ImportReport) -> None:
@@ -176,9 +218,10 @@ def _read_record(tar: tarfile.TarFile, member: tarfile.TarInfo) -> CacheRecord |
 
 
 class _Matcher:
-    """Finds the artifact a file is, by name, by record, or by hash."""
+    """Finds the artifact a file is, by name, by record, or by hash; tells conversions apart."""
 
-    def __init__(self, known: list[Artifact]) -> None:
+    def __init__(self, known: list[Artifact], rebuild: Rebuild | None = None) -> None:
+        self.rebuild = rebuild
         self.by_name = {a.name: a for a in known}
         self.by_sha = {a.sha256: a for a in known if a.sha256}
         self.by_prefix = [a for a in known if a.hash_prefix and not a.sha256]
@@ -224,6 +267,10 @@ def _import_one(
         discard(part)
         raise
     sha = digest.hexdigest()
+    if name not in matcher.by_name and record is not None and record.origin_sha256 is not None:
+        discard(part)  # a conversion: made again from its origin once every file is in, never installed as is
+        report.conversions.append((name, sha, size))
+        return
     artifact, reason = matcher.match(name, sha, size, record)
     if artifact is None:
         discard(part)
@@ -234,8 +281,8 @@ def _import_one(
     with ArtifactLock(store.weights_dir, artifact.name):
         artifact, pinned = pins.enforce(store.root, artifact)
         try:
-            store.install(fetched, artifact, pinned=pinned, origin_sha256=record.origin_sha256 if record else None)
-        except ChecksumError as exc:
+            store.install(fetched, artifact, pinned=pinned)
+        except (ChecksumError, DownloadError) as exc:
             report.refused.append((name, str(exc)))
             return
     report.imported.append(artifact.name)

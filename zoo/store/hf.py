@@ -24,7 +24,7 @@ __all__ = ["HfSource", "parse_hf"]
 
 _URL = re.compile(
     r"^hf:(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95})"
-    r"(?:@(?P<rev>[A-Za-z0-9][A-Za-z0-9._-]{0,99}))?/(?P<path>[^\\:]+)$"
+    r"(?:@(?P<rev>[A-Za-z0-9][A-Za-z0-9._-]{0,99}))?/(?P<path>[^\\:\x00-\x1f\x7f]+)$"
 )
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
@@ -35,7 +35,7 @@ def parse_hf(url: str) -> tuple[str, str | None, str]:
     Raises:
         ValueError: not `hf:org/repo[@revision]/path`, or a path with `..`, `.` or a leading `/`.
     """
-    match = _URL.match(url)
+    match = _URL.fullmatch(url)
     parts = PurePosixPath(match["path"]).parts if match else ()
     if match is None or match["path"].startswith("/") or any(p in {"..", "."} for p in parts) or ".." in match["repo"]:
         raise ValueError(f"{url!r} is not hf:org/repo[@revision]/path/in/repo")
@@ -50,7 +50,7 @@ class HfSource(Source):
         hub = _hub()
         endpoint = os.environ.get("HF_ENDPOINT") or None
         try:
-            commit = rev if rev and _COMMIT.match(rev) else _resolve(hub, repo, rev or "main", endpoint, ctx)
+            commit = rev if rev and _COMMIT.fullmatch(rev) else _resolve(hub, repo, rev or "main", endpoint, ctx)
             local = hub.hf_hub_download(
                 repo,
                 path,
@@ -78,7 +78,7 @@ class HfSource(Source):
         repo, rev, path = parse_hf(url)
         folder = _repo_folder(ctx, repo)
         commit = rev or "main"
-        if not _COMMIT.match(commit):
+        if not _COMMIT.fullmatch(commit):
             try:
                 commit = (folder / "refs" / commit).read_text().strip()
             except OSError:
@@ -104,7 +104,7 @@ def _hub() -> Any:
 def _resolve(hub: Any, repo: str, rev: str, endpoint: str | None, ctx: FetchContext) -> str:
     """The commit a branch or tag points to now (``/api/models/{repo}/revision/{rev}``)."""
     info = hub.HfApi(endpoint=endpoint).model_info(repo, revision=rev, timeout=ctx.policy.timeout)
-    if not info.sha or not _COMMIT.match(info.sha):
+    if not info.sha or not _COMMIT.fullmatch(info.sha):
         raise DownloadError(f"hf:{repo}@{rev}: the Hub did not say which commit {rev!r} is.")
     return str(info.sha)
 

@@ -16,10 +16,12 @@ import os
 import queue
 import random
 import re
+import socket
 import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ from zoo._version import __version__
 from zoo.errors import DownloadError, ZooError
 from zoo.store.cache import CHUNK
 
-__all__ = ["Policy", "Progress", "download"]
+__all__ = ["NO_NETWORK_HINT", "Policy", "Progress", "Unreachable", "download"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,29 @@ class Policy:
         return min(self.backoff_max, self.backoff * 2**attempt) * random.uniform(0.5, 1.0)
 
 
+#: What to do when the network is not there, said by every error about an unreachable host.
+NO_NETWORK_HINT = (
+    "Without network, set ZOO_OFFLINE=1 to use only local files; fetch from a reachable mirror with ZOO_MIRRORS; "
+    "point ZOO_WEIGHTS_PATH at a folder holding the file; or `zoo cache import` an export of a connected machine."
+)
+
+
+class Unreachable(DownloadError):
+    """The host could not be reached at all: its name does not resolve, or it refuses connections.
+
+    Not retried: unlike a timeout or a 503, neither goes away in the seconds a retry waits.
+
+    Attributes:
+        url: the URL asked for.
+    """
+
+    def __init__(self, url: str, reason: BaseException) -> None:
+        host = urllib.parse.urlsplit(url).netloc
+        what = "does not resolve" if isinstance(reason, socket.gaierror) else "refused the connection"
+        super().__init__(f"{host} {what} ({url}; {reason})")
+        self.url = url
+
+
 class _Retry(Exception):
     """A failure worth another attempt."""
 
@@ -84,7 +109,13 @@ class _Retry(Exception):
 
 
 def download(
-    url: str, part: Path, *, progress: Progress | None = None, policy: Policy | None = None, resume: bool = False
+    url: str,
+    part: Path,
+    *,
+    progress: Progress | None = None,
+    policy: Policy | None = None,
+    resume: bool = False,
+    require_length: bool = False,
 ) -> tuple[str, int]:
     """Download `url` into `part`, retrying and resuming; returns `(sha256, size)` of the whole file.
 
@@ -93,13 +124,17 @@ def download(
     or the file changed (``If-Range`` on its ETag or Last-Modified), the download restarts from zero.
     The caller verifies and renames `part`, or removes it (and its sidecar).
 
+    With `require_length`, a body that ends with the connection, without a Content-Length or chunked
+    framing to tell a complete file from a cut one, is refused.
+
     Raises:
-        DownloadError: an HTTP error other than 429/5xx, or every attempt failed.
+        DownloadError: an HTTP error other than 429/5xx, an unframed body with `require_length`, or every
+            attempt failed.
     """
     policy = policy or Policy.from_env()
     for attempt in range(policy.retries + 1):
         try:
-            return _attempt(url, part, progress, policy, resume or attempt > 0)
+            return _attempt(url, part, progress, policy, resume or attempt > 0, require_length)
         except _Retry as exc:
             if attempt == policy.retries:
                 raise DownloadError(f"{url} failed after {attempt + 1} attempts: {exc}") from None
@@ -109,7 +144,9 @@ def download(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _attempt(url: str, part: Path, progress: Progress | None, policy: Policy, resume: bool) -> tuple[str, int]:
+def _attempt(
+    url: str, part: Path, progress: Progress | None, policy: Policy, resume: bool, require_length: bool
+) -> tuple[str, int]:
     meta = _read_meta(part) if resume else {}
     offset = part.stat().st_size if meta.get("url") == url and part.exists() else 0
     headers = {"User-Agent": f"zoo-sdk/{__version__}", "Accept-Encoding": "identity"}
@@ -120,11 +157,22 @@ def _attempt(url: str, part: Path, progress: Progress | None, policy: Policy, re
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=policy.timeout) as response:
             offset, total = _start(response, url, part, offset, meta)
+            if require_length and total is None and not getattr(response, "chunked", False):
+                raise DownloadError(
+                    f"{url} sent no Content-Length, and upstream publishes no hash or size for this file, so a "
+                    f"cut-short download could not be told from a whole one: nothing was installed. Use a server "
+                    f"or mirror that sends Content-Length, or bring the file with `zoo cache import` or "
+                    f"ZOO_WEIGHTS_PATH."
+                )
             _write_meta(part, url, response, total)
             sha, size = _stream(response, part, offset, total, progress)
     except urllib.error.HTTPError as exc:
         _http_error(exc, url, part)
-    except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as exc:
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, (socket.gaierror, ConnectionRefusedError)):
+            raise Unreachable(url, exc.reason) from None
+        raise _Retry(str(exc.reason or exc) or type(exc).__name__) from None
+    except (http.client.HTTPException, TimeoutError, ConnectionError) as exc:
         raise _Retry(str(getattr(exc, "reason", None) or exc) or type(exc).__name__) from None
     if total is not None and size != total:
         raise _Retry(f"the server closed early after {size} of {total} bytes")

@@ -7,24 +7,26 @@ or fails. The file is JSON::
       "format": "state_dict-pickle", "source": "https://download.pytorch.org/models/resnet18-f37072fd.pth",
       "revision": null, "sha256": "f37072fd…", "size": 46830571}]}
 
-`source` is the upstream file's pinned location (``hf:org/repo@<commit>/file`` for the Hub, so
-`revision` holds the commit); `sha256` is always the full hash of the upstream file, also where the
-plugin publishes only a prefix. A `hub:` model locks its code instead: the GitHub archive (`"tag": "code"`,
-`"format": "repo"`), its sha256 and, in `revision`, the commit it holds; `--locked` installs those bytes
-only, whatever commit another archive claims.
+`source` is the upstream file's location (``hf:org/repo@<commit>/file`` for the Hub, so `revision`
+holds the commit), never a mirror's URL or a local path: mirrors stay local configuration
+(``ZOO_MIRRORS``) and are applied to `source` when the lockfile is installed. `sha256` is always the
+full hash of the upstream file, also where the plugin publishes only a prefix, and `size` its size.
+A `hub:` model locks its code instead: the GitHub archive (`"tag": "code"`, `"format": "repo"`), its
+sha256 and, in `revision`, the commit it holds; `--locked` installs those bytes only, whatever commit
+another archive claims.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from zoo.errors import DownloadError, InputError
 from zoo.specs import Artifact, validate_filename
-from zoo.store import CacheEntry, Store
+from zoo.store import CacheEntry, Store, pins
 from zoo.store.cache import write_json
 from zoo.store.sources import source_for
 
@@ -73,16 +75,44 @@ def _fetchable(url: str) -> bool:
 
 
 def lock_entry(store: Store, model: str, tag: str, artifact: Artifact, entry: CacheEntry) -> Locked:
-    """The lock line for a model whose weights `artifact` were fetched as `entry` (maybe converted)."""
+    """The lock line for a model whose weights `artifact` were fetched as `entry` (maybe converted).
+
+    The line names the upstream file, whatever brought it here: a mirror's URL (mirrors are local
+    configuration), a `ZOO_WEIGHTS_PATH` folder or an import is replaced by the artifact's own URL, and
+    the size is filled in for all of them.
+    """
     record = store.record(artifact.name)
-    fallback = artifact.urls[0] if artifact.urls else str(entry.path)
+    derived = store.record(entry.path.name) if entry.in_cache and entry.path.name != artifact.name else None
+    size: int | None
     if record is not None and record.origin_sha256 is None:
-        source = record.source if _fetchable(record.source) else fallback
-        return Locked(model, tag, artifact.name, artifact.format, source, record.sha256, record.size, record.revision)
-    derived = store.record(entry.path.name) if entry.in_cache else None
-    sha = derived.origin_sha256 if derived is not None and derived.origin_sha256 else entry.sha256
-    size = entry.size if sha == entry.sha256 else artifact.size
-    return Locked(model, tag, artifact.name, artifact.format, fallback, sha, size, entry.revision)
+        sha, size, revision, came_from = record.sha256, record.size, record.revision, record.source
+    elif derived is not None and derived.origin_sha256:
+        sha, size, revision, came_from = derived.origin_sha256, derived.origin_size, entry.revision, None
+    else:
+        sha, size, revision, came_from = entry.sha256, entry.size, entry.revision, entry.source
+    if size is None:
+        size = _size_of(store, artifact, sha)
+    return Locked(model, tag, artifact.name, artifact.format, _upstream(artifact, came_from), sha, size, revision)
+
+
+def _upstream(artifact: Artifact, came_from: str | None) -> str:
+    """The artifact's own URL the bytes stand for (a Hub file keeps its commit-pinned `hf:` form)."""
+    if came_from is not None and (
+        came_from in artifact.urls or (came_from.startswith("hf:") and _fetchable(came_from))
+    ):
+        return came_from
+    return next((url for url in artifact.urls if _fetchable(url)), "")
+
+
+def _size_of(store: Store, artifact: Artifact, sha256: str) -> int | None:
+    """The size of the upstream file with this sha256, from the spec, its pin, or a local copy."""
+    if artifact.size is not None:
+        return artifact.size
+    pinned = pins.read_pins(store.root).get(artifact.name, {})
+    if pinned.get("sha256") == sha256 and isinstance(pinned.get("size"), int):
+        return int(pinned["size"])
+    entry = store.local_entry(replace(artifact, sha256=sha256))
+    return entry.size if entry is not None else None
 
 
 def write_lock(path: Path, models: list[Locked]) -> None:
@@ -109,7 +139,7 @@ def read_lock(path: Path) -> list[Locked]:
         try:
             locked = Locked(**item)
             validate_filename(locked.file)
-            if not _SHA.match(locked.sha256):
+            if not _SHA.fullmatch(locked.sha256):
                 raise ValueError(f"sha256 {locked.sha256!r} is not a full sha256")
         except (TypeError, ValueError) as exc:
             raise InputError(f"{path}: bad entry {item!r}: {exc}") from None

@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ class VerifyResult:
 
     Attributes:
         name: file name in the cache.
-        status: "ok", "corrupt" (sha256 or size differs from the record: quarantined) or "missing".
+        status: "ok", "corrupt" (sha256 or size differs from the record, or a conversion differs from what
+            its origin gives: quarantined), "missing", or "unverifiable" (a conversion whose origin is gone).
         detail: what was found.
         quarantined: where the file went, for corrupt entries.
     """
@@ -143,11 +145,20 @@ def prune(store: Store, older_than_days: float | None = None) -> dict[str, list[
     return report
 
 
-def verify(store: Store) -> list[VerifyResult]:
+#: Re-checks a cached conversion against its origin: None (not a known conversion), or (status, detail).
+Recheck = Callable[[CacheRecord], "tuple[str, str] | None"]
+
+
+def verify(store: Store, recheck: Recheck | None = None) -> list[VerifyResult]:
     """Re-hash every cached file against its record, offline; quarantine the ones that differ.
 
     A record without its file is fine when a converted file names it as origin (the pickle was replaced
-    by its safetensors copy); otherwise it is reported as "missing".
+    by its safetensors copy); otherwise it is reported as "missing". With `recheck`, a conversion is
+    also compared with what converting its origin gives now (a record never vouches for itself): one
+    that differs is "corrupt" and quarantined, one whose origin is gone is "unverifiable".
+
+    A read-only cache is verified all the same: what cannot be written (the verified time, the
+    quarantine) is said in the detail instead.
     """
     records = _records(store)
     origins = {r.origin_sha256 for r in records if r.origin_sha256}
@@ -159,11 +170,32 @@ def verify(store: Store) -> list[VerifyResult]:
                 results.append(VerifyResult(record.name, "missing", "the record has no file"))
             continue
         sha, size = hash_file(path)
-        if (sha, size) == (record.sha256, record.size):
-            replace(record, verified=now()).write(store.weights_dir)
-            results.append(VerifyResult(record.name, "ok"))
+        if (sha, size) != (record.sha256, record.size):
+            detail = f"sha256 {sha[:16]}… ({size} bytes), recorded {record.sha256[:16]}… ({record.size} bytes)"
+            results.append(_bad(store, record.name, "corrupt", detail))
             continue
-        detail = f"sha256 {sha[:16]}… ({size} bytes), recorded {record.sha256[:16]}… ({record.size} bytes)"
-        moved = store.quarantine(record.name, f"zoo cache verify: {detail}")
-        results.append(VerifyResult(record.name, "corrupt", detail, str(moved) if moved else None))
+        checked = recheck(record) if recheck is not None else None
+        if checked is not None and checked[0] != "ok":
+            status, detail = checked
+            results.append(
+                _bad(store, record.name, status, detail)
+                if status == "corrupt"
+                else VerifyResult(record.name, status, detail)
+            )
+            continue
+        try:
+            replace(record, verified=now()).write(store.weights_dir)
+        except OSError as exc:
+            results.append(VerifyResult(record.name, "ok", f"not marked verified: {exc.strerror or exc}"))
+            continue
+        results.append(VerifyResult(record.name, "ok"))
     return results
+
+
+def _bad(store: Store, name: str, status: str, detail: str) -> VerifyResult:
+    """A bad entry, quarantined when the cache can be written."""
+    try:
+        moved = store.quarantine(name, f"zoo cache verify: {detail}")
+    except OSError as exc:
+        return VerifyResult(name, status, f"{detail}; not quarantined: {exc.strerror or exc}")
+    return VerifyResult(name, status, detail, str(moved) if moved else None)

@@ -16,7 +16,7 @@ from typing import Any
 from zoo.specs import Artifact
 from zoo.store.cache import now, write_json
 
-__all__ = ["enforce", "forget", "pin", "read_pins"]
+__all__ = ["enforce", "forget", "is_first_use", "pin", "read_pins"]
 
 
 def _path(root: Path) -> Path:
@@ -57,11 +57,22 @@ def _update(root: Path, change: Any) -> None:
         write_json(_path(root), pins)
 
 
-def pin(root: Path, name: str, sha256: str, size: int, source: str) -> None:
-    """Record the full sha256 of `name` if none is recorded yet."""
+def pin(root: Path, name: str, sha256: str, size: int, source: str, *, published: bool = True) -> None:
+    """Record the full sha256 of `name` if none is recorded yet.
+
+    `published` says whether upstream published part of the hash (a prefix the bytes matched); a pin
+    without one is trust on first use, which `is_first_use` tells, so a pinned file that then fails to
+    load may be forgotten and fetched again.
+    """
     if name in read_pins(root):
         return
-    _update(root, lambda pins: pins.setdefault(name, {"sha256": sha256, "size": size, "source": source, "time": now()}))
+    entry = {"sha256": sha256, "size": size, "source": source, "time": now(), "first_use": not published}
+    _update(root, lambda pins: pins.setdefault(name, entry))
+
+
+def is_first_use(root: Path, name: str) -> bool:
+    """True when the pin of `name` is all that vouches for it: upstream published no hash for it."""
+    return bool(read_pins(root).get(name, {}).get("first_use"))
 
 
 def forget(root: Path, names: list[str] | None = None) -> None:

@@ -77,6 +77,8 @@ class FetchContext:
         policy: retries, backoff and timeouts.
         progress: called with (bytes done, total) while bytes arrive.
         claim: returns the partial file a dead process left for this URL (renamed to this process), or None.
+        require_length: refuse a body whose end cannot be told from a cut (no Content-Length, not chunked):
+            set when nothing else (hash, size) would notice a truncated file.
     """
 
     target: Path
@@ -84,6 +86,7 @@ class FetchContext:
     policy: Policy
     progress: Progress | None = None
     claim: Callable[[str], Path | None] = lambda url: None
+    require_length: bool = False
 
 
 class Source(ABC):
@@ -119,7 +122,14 @@ class HttpSource(Source):
         claimed = ctx.claim(url)
         part = claimed or temp_path(ctx.target)
         try:
-            sha, size = download(url, part, progress=ctx.progress, policy=ctx.policy, resume=claimed is not None)
+            sha, size = download(
+                url,
+                part,
+                progress=ctx.progress,
+                policy=ctx.policy,
+                resume=claimed is not None,
+                require_length=ctx.require_length,
+            )
         except KeyboardInterrupt:
             raise  # the partial file stays, to be resumed by the next fetch
         except BaseException:
@@ -164,7 +174,7 @@ class PackageSource(Source):
 
         dist_name, _, rel = url.removeprefix("pkg:").partition("/")
         parts = PurePosixPath(rel).parts
-        if not _DIST.match(dist_name) or not parts or rel.startswith("/") or any(p in {"..", "."} for p in parts):
+        if not _DIST.fullmatch(dist_name) or not parts or rel.startswith("/") or any(p in {"..", "."} for p in parts):
             raise ValueError(f"{url!r} is not pkg:distribution/path/in/package")
         if "\\" in rel or ":" in rel:
             raise ValueError(f"{url!r} is not pkg:distribution/path/in/package")
