@@ -190,8 +190,9 @@ class Detections:
         if self.image is not None:
             return Image.fromarray(self.image).convert("RGB")
         if self.source and Path(self.source).is_file():
-            with Image.open(self.source) as image:
-                return image.convert("RGB")
+            from zoo.images import open_upright
+
+            return open_upright(self.source)  # upright, as the boxes were found
         raise UnsupportedError("These detections hold no image to draw on: predict from an image to plot.")
 
     def save(self, path: str | Path = "runs/detect", *, name: str | None = None) -> Path:
