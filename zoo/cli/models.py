@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from zoo import api
@@ -28,6 +30,7 @@ def list_cmd(pattern: str | None, task: str | None, plugin: str | None, as_json:
                     "task": s.task,
                     "default_weights": s.default_weights,
                     "weights": list(s.weights),
+                    "pretrained": _pretrained(s),
                     "description": s.description,
                 }
                 for s in specs
@@ -38,7 +41,7 @@ def list_cmd(pattern: str | None, task: str | None, plugin: str | None, as_json:
         if pattern or task or plugin:
             raise ZooError("No model matches these filters: see `zoo list` for every model.")
         raise ZooError("No models: no plugin is loaded. See `zoo plugins`.")
-    rows = [(s.name, s.task, s.plugin, s.default_weights or "-", len(s.weights), s.description) for s in specs]
+    rows = [(s.name, s.task, s.plugin, _default(s), len(s.weights), s.description) for s in specs]
     table(None, ["name", "task", "plugin", "default weights", "tags", "description"], rows)
 
 
@@ -55,7 +58,9 @@ def info_cmd(name: str, as_json: bool) -> None:
     click.echo(f"{spec.qualified_name}  ({spec.task})")
     if spec.description:
         click.echo(f"  {spec.description}")
-    click.echo(f"  labels: {summary['num_labels'] or '-'}   default weights: {spec.default_weights or 'none'}")
+    click.echo(f"  labels: {summary['num_labels'] or '-'}   default weights: {_default(spec)}")
+    if not _pretrained(spec):
+        click.echo("  no pretrained weights: predictions are random until it is fine-tuned")
     if spec.preprocess:
         p = spec.preprocess
         click.echo(f"  preprocess: resize {p.resize}, crop {p.crop}, {p.interpolation}, mean {p.mean}, std {p.std}")
@@ -68,6 +73,18 @@ def info_cmd(name: str, as_json: bool) -> None:
             default = " (default)" if tag == spec.default_weights else ""
             rows.append((tag + default, w["file"], w["hash_prefix"] or (w["sha256"] or "")[:12], metrics))
         table(None, ["weights", "file", "sha256", "metrics"], rows)
+
+
+def _pretrained(spec: Any) -> bool:
+    """Whether the model has pretrained weights (tags, or a builder that loads its own)."""
+    return bool(spec.weights) or bool(spec.meta.get("weights_in_builder"))
+
+
+def _default(spec: Any) -> str:
+    """The default weights tag, or `random init` (and the tags to ask for) when the bare name loads none."""
+    if spec.default_weights or spec.meta.get("weights_in_builder"):
+        return spec.default_weights or "(builder's own)"
+    return f"random init (tags: {', '.join(spec.weights)})" if spec.weights else "random init (no pretrained weights)"
 
 
 @click.command("plugins")

@@ -89,7 +89,7 @@ class Classification:
         draw = ImageDraw.Draw(canvas)
         font = _font(font_size or max(round(min(canvas.size) * 0.04), 12))
         lines = [f"{label} {score:.3f}" for label, score in zip(self.labels, self.scores)]
-        y = 4
+        y = 4.0
         for line in lines:
             left, top, right, bottom = draw.textbbox((0, 0), line, font=font)
             draw.rectangle((4, y, 4 + right - left + 6, y + bottom - top + 6), fill="black")

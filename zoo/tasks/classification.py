@@ -23,6 +23,9 @@ class ImageClassification(Task):
     """Image classification: decode, resize, crop, normalize, forward, softmax, top-k."""
 
     name = "image-classification"
+    options = frozenset({"top_k", "batch_size", "preprocess", "amp", "on_error"})
+    plots = True
+    warns_random_weights = True
 
     def predict(
         self,
@@ -158,10 +161,8 @@ def _decode_on_gpu(
     orientations: dict[int, int] = {}
     for i, item in enumerate(chunk):
         if item.is_jpeg_file:
-            try:
+            with contextlib.suppress(InputError):  # decode_each below raises or skips it
                 orientations[i] = check_header(item)
-            except InputError:
-                pass  # decode_each below raises or skips it
     jpegs = list(orientations)
     if jpegs:
         try:

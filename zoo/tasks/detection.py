@@ -34,6 +34,9 @@ class ObjectDetection(Task):
     """Object detection with YOLO-style models."""
 
     name = "object-detection"
+    options = frozenset({"conf", "iou", "classes", "max_det", "size", "agnostic", "batch_size", "amp", "on_error"})
+    plots = True
+    warns_random_weights = True
     _fused = False  # set once the module's conv + batch-norm pairs are folded (modules with `fuse()`)
 
     def predict(

@@ -29,6 +29,9 @@ class ImageToImage(Task):
     """Image-to-image generation with tiling for large inputs."""
 
     name = "image-to-image"
+    options = frozenset({"tile", "overlap", "batch_size", "keep_input", "amp", "on_error"})
+    plots = True
+    warns_random_weights = True
 
     def predict(
         self,
@@ -72,7 +75,9 @@ class ImageToImage(Task):
         skipped: list[SkippedInput] = []
         with progress_bar(len(items) if is_batch else 0, "generating") as advance:
             for item in items:
-                for _, image in decode_each([item], spec.channels, on_error=on_error, is_batch=is_batch, skipped=skipped):
+                for _, image in decode_each(
+                    [item], spec.channels, on_error=on_error, is_batch=is_batch, skipped=skipped
+                ):
                     big = work is not None and (image.shape[1] > work[0] or image.shape[2] > work[1])
                     if tile or (tile is None and big) or work is None:
                         results.append(
