@@ -221,20 +221,40 @@ def check_header(item: ImageItem) -> int:
                 size = img.size
                 _check_pixels(size, item.source)
                 return exif_orientation(img)
-    except Image.DecompressionBombError as exc:  # over PIL's own limit: the pixel count is in the message
-        found = re.search(r"\((\d+) pixels\)", str(exc))
-        pixels = int(found.group(1)) if found else 0
-        limit = max_pixels()
-        if not found or (limit is not None and pixels > limit):
-            raise InputError(
-                f"{item.source} has {pixels / 1e6:.1f} Mpx, over the limit of "
-                f"{(limit or 0) / 1e6:.1f} Mpx: shrink it, or raise ZOO_MAX_PIXELS (0 for no limit)."
-            ) from None
+    except Image.DecompressionBombError as exc:  # over PIL's own limit: read the size without its check
+        size = _unchecked_size(data) or (_bomb_pixels(exc), 1)
+        _check_pixels(size, item.source)
         return 1
-    except InputError:
+    except ZooError:
         raise
     except Exception:  # noqa: BLE001 - not something PIL identifies: the decoder reports it
         return 1
+
+
+def _unchecked_size(data: Path | bytes) -> tuple[int, int] | None:
+    """(width, height) from the header by PIL's format plugins, without `Image.open`'s decompression-bomb check."""
+    import io
+
+    from PIL import Image
+
+    Image.init()
+    with open(data, "rb") if isinstance(data, Path) else io.BytesIO(data) as stream:
+        prefix = stream.read(16)
+        for fmt in Image.ID:
+            factory, accept = Image.OPEN[fmt]
+            if accept is not None and not accept(prefix):
+                continue
+            stream.seek(0)
+            try:
+                return tuple(factory(stream, "").size)  # type: ignore[return-value]
+            except Exception:  # noqa: BLE001, S112 - not this format: try the next one
+                continue
+    return None
+
+
+def _bomb_pixels(exc: Exception) -> int:
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    return int(found.group(1)) if found else 2**62
 
 
 def exif_orientation(image: Any) -> int:
