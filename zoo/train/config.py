@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from zoo.images import MAX_SIDE
 from zoo.errors import InputError
+from zoo.images import MAX_SIDE
 
 __all__ = ["OPTIMIZERS", "STRATEGIES", "TrainConfig"]
 
