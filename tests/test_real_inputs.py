@@ -467,9 +467,7 @@ def _digits_folder(root: Path) -> Path:
 def test_saved_val_top1_is_what_predict_gives_on_the_val_folder(tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
     data = _digits_folder(tmp_path / "digits")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", zoo.RandomWeightsWarning)
-        model = zoo.load("lenet5", device="cpu")
+    model = zoo.load("lenet5:digits", device="cpu")
     model.finetune(data, epochs=1, batch_size=32, progress=False, seed=0)
     saved = zoo.load(str(model.save(tmp_path / "lenet5.safetensors")), device="cpu")
     epoch = model.history.epochs[-1]
@@ -478,5 +476,6 @@ def test_saved_val_top1_is_what_predict_gives_on_the_val_folder(tmp_path: Path) 
     labels = [int(r.label) for r in results]
     accuracy = sum(t == p for t, p in zip(truth, labels)) / len(truth)
     assert epoch.val_top1 == accuracy
+    assert 0.5 < accuracy < 1  # a model that has learnt something, on images where the pipelines' rounding matters
     nll = [-np.log(r.scores[r.labels.index(str(t))]) for r, t in zip(results, truth)]
     assert epoch.val_loss == pytest.approx(float(np.mean(nll)), abs=1e-5)
