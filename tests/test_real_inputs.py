@@ -479,3 +479,14 @@ def test_saved_val_top1_is_what_predict_gives_on_the_val_folder(tmp_path: Path) 
     assert 0.5 < accuracy < 1  # a model that has learnt something, on images where the pipelines' rounding matters
     nll = [-np.log(r.scores[r.labels.index(str(t))]) for r, t in zip(results, truth)]
     assert epoch.val_loss == pytest.approx(float(np.mean(nll)), abs=1e-5)
+
+
+def test_undeclared_tasks_accept_only_named_options() -> None:
+    class Raw(zoo.Task):
+        def predict(self, inputs: object, *, top_k: int = 5, **kwargs: object) -> object:
+            return inputs
+
+    task = Raw(None)  # type: ignore[arg-type]
+    assert task.accepts("top_k")
+    assert not task.accepts("conf")  # **kwargs would hand it to a module's forward
+    assert task.plots is None

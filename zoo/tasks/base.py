@@ -34,11 +34,11 @@ class Task:
         self.model = model
 
     def accepts(self, option: str) -> bool:
-        """Whether `predict` takes the keyword option `option` (declared in `options`, else its signature)."""
+        """Whether `predict` takes the keyword option `option` (declared in `options`, else named in its signature)."""
         if self.options is not None:
             return option in self.options
-        params = inspect.signature(self.predict).parameters.values()
-        return any(p.name == option or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+        param = inspect.signature(self.predict).parameters.get(option)  # a named one: **kwargs may go to a module
+        return param is not None and param.kind in (param.KEYWORD_ONLY, param.POSITIONAL_OR_KEYWORD)
 
     def predict(self, inputs: Any, **options: Any) -> Any:
         """Results for `inputs` (one result, or a list for list-like inputs).
