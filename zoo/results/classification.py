@@ -77,7 +77,7 @@ class Classification:
         from PIL import ImageDraw
 
         from zoo.images import open_upright
-        from zoo.results.detection import _font
+        from zoo.results._draw import default_font
 
         if image is None:
             if not (self.source and Path(self.source).is_file()):
@@ -87,7 +87,7 @@ class Classification:
             image = self.source
         canvas = open_upright(image) if not isinstance(image, PILImage.Image) else image.convert("RGB")
         draw = ImageDraw.Draw(canvas)
-        font = _font(font_size or max(round(min(canvas.size) * 0.04), 12))
+        font = default_font(font_size or max(round(min(canvas.size) * 0.04), 12))
         lines = [f"{label} {score:.3f}" for label, score in zip(self.labels, self.scores)]
         y = 4.0
         for line in lines:
