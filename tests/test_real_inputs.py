@@ -490,3 +490,37 @@ def test_undeclared_tasks_accept_only_named_options() -> None:
     assert task.accepts("top_k")
     assert not task.accepts("conf")  # **kwargs would hand it to a module's forward
     assert task.plots is None
+
+
+def test_batched_jpeg_decoding_path_turns_and_skips(tmp_path: Path) -> None:
+    """The GPU path of classification (nvjpeg on a batch of JPEG files), run with the CPU decoder."""
+    from zoo.tasks.classification import _decode_on_gpu
+
+    rng = np.random.default_rng(1)
+    upright = Image.fromarray(rng.integers(0, 256, (40, 24, 3), dtype=np.uint8))
+    turned = _sideways(upright, tmp_path / "turned.jpg", 6, quality=95)
+    plain = tmp_path / "plain.png"
+    upright.save(plain)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(turned.read_bytes()[:300])
+    chunk = [ImageItem(p, p.name, found=True) for p in (turned, broken, plain)]
+    skipped: list = []
+    kept = _decode_on_gpu(chunk, torch.device("cpu"), None, True, skipped)
+    assert [item.source for item, _ in kept] == ["turned.jpg", "plain.png"]
+    assert [tuple(image.shape) for _, image in kept] == [(3, 40, 24), (3, 40, 24)]
+    assert [s.source for s in skipped] == ["broken.jpg"]
+    with pytest.raises(zoo.InputError, match="broken.jpg"):
+        _decode_on_gpu(chunk, torch.device("cpu"), "raise", True, [])
+    good = _decode_on_gpu([chunk[0], chunk[2]], torch.device("cpu"), None, True, [])  # one batch, decoded together
+    assert [tuple(image.shape) for _, image in good] == [(3, 40, 24), (3, 40, 24)]
+    assert torch.equal(good[0][1], decode(chunk[0]))
+
+
+def test_training_bar_is_off_with_zoo_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoo.train.progress import Reporter
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.setenv("ZOO_PROGRESS", "0")
+    reporter = Reporter(enabled=True, progress=None, log_dir=None)
+    assert reporter._bar is None
+    reporter.close()
