@@ -524,3 +524,9 @@ def test_training_bar_is_off_with_zoo_progress(monkeypatch: pytest.MonkeyPatch) 
     reporter = Reporter(enabled=True, progress=None, log_dir=None)
     assert reporter._bar is None
     reporter.close()
+
+
+def test_skipped_inputs_warning_points_at_the_caller(lenet: zoo.Model, photo_folder: Path) -> None:
+    with pytest.warns(zoo.SkippedInputsWarning) as caught:
+        lenet.predict(photo_folder)
+    assert [w.filename for w in caught if w.category is zoo.SkippedInputsWarning] == [__file__]

@@ -100,8 +100,10 @@ class Model:
 
         For image classification: `inputs` is a path, folder, glob, bytes, PIL image, numpy HWC uint8
         array, tensor (CHW or NCHW; uint8, or float in [0, 1]), or a list of those; options are
-        `top_k=5`, `batch_size=32`, `preprocess=True` (False: the tensor is already model input) and
-        `amp` (bf16 autocast, default on CUDA). See the task's documentation for others.
+        `top_k=5`, `batch_size=32`, `preprocess=True` (False: the tensor is already model input),
+        `amp` (bf16 autocast, default on CUDA) and `on_error` (None, "raise" or "skip": unreadable files of a
+        folder or glob are skipped by default and listed in the returned `ResultList.skipped`). See the
+        task's documentation for others.
 
         A model loaded without weights warns once (`zoo.RandomWeightsWarning`): its answers mean nothing.
         """

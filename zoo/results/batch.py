@@ -66,6 +66,6 @@ def finish(results: list[Any], skipped: list[SkippedInput], is_batch: bool) -> A
         names = ", ".join(s.source for s in skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
         warnings.warn(
             SkippedInputsWarning(f"skipped {len(skipped)} unreadable input(s): {names}; see the results' .skipped"),
-            stacklevel=3,
+            stacklevel=4,  # finish <- task.predict <- Model.predict <- the caller
         )
     return ResultList(results, skipped)
