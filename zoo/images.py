@@ -329,7 +329,11 @@ def _decode_bytes(data: torch.Tensor, source: str) -> torch.Tensor:
     try:
         return decode_image(data, mode=ImageReadMode.RGB)
     except RuntimeError as exc:
-        reason = str(exc).rsplit(", ", 1)[-1].split(". ")[0].strip()
+        message = str(exc)
+        if "Unsupported image file" in message:
+            reason = "not an image format zoo reads"
+        else:
+            reason = message.rsplit(", ", 1)[-1].split(". ")[0].strip()
         raise InputError(f"Cannot decode {source} as an image ({reason}): pass a JPEG, PNG, GIF or WebP file.") from exc
 
 
