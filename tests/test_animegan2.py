@@ -129,7 +129,7 @@ def test_cli_predict_saves_images(served: dict, face: Path, tmp_path: Path) -> N
     out = CliRunner().invoke(cli, ["predict", "animegan2:paprika", str(face), "--trust", "--json", "--device", "cpu",
                                    "--save", str(tmp_path / "out")])  # fmt: skip
     assert out.exit_code == 0, out.output
-    assert json.loads(out.stdout)[0]["width"] == 512
+    assert json.loads(out.stdout)["results"][0]["width"] == 512
     assert Image.open(tmp_path / "out" / "face.png").size == (512, 512)
     names = [s["name"] for s in json.loads(CliRunner().invoke(cli, ["list", "anime*", "--json"]).output)]
     assert names == ["animegan2"]

@@ -202,7 +202,10 @@ def test_cli_predict_json_and_save(tiny_detector: zoo.Model, photos: list[Path],
                               "--save", str(tmp_path / "saved"), "--device", "cpu"])  # fmt: skip
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
+    assert data["errors"] == []
+    data = data["results"]
     assert data[0]["source"] == str(photos[0]) and data[0]["detections"]
     assert (tmp_path / "saved" / "p0.jpg").is_file()
     text = runner.invoke(cli, ["predict", "tinydet:none", str(photos[1]), "--conf", "0.3", "--device", "cpu"])
-    assert text.output.startswith("p1.png: 150x100 ")
+    assert text.stdout.startswith("p1.png: 150x100 ")
+    assert text.stderr.startswith("warning: tinydet has random weights")

@@ -55,7 +55,8 @@ class ZooPredict:
         assert self.proc.returncode == 0, stderr[-3000:]
         assert "Traceback" not in stderr, stderr[-3000:]
         data = json.loads(stdout)
-        return data["results"] if isinstance(data, dict) else data
+        assert data["errors"] == []
+        return data["results"]
 
 
 def zoo_predict(*args: str, **env: str) -> list[dict[str, Any]]:

@@ -58,6 +58,6 @@ def test_cli_predict_json(assets: Path, monkeypatch: pytest.MonkeyPatch) -> None
          str(images / "coffee.png"), "--top-k", "3", "--json"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    data = json.loads(out)
+    data = json.loads(out)["results"]
     assert [d["top"][0]["label"] for d in data] == ["Egyptian cat", "espresso"]
     assert all(len(d["top"]) == 3 for d in data)

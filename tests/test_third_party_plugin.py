@@ -105,7 +105,7 @@ def test_cli_predicts_with_the_plugins_weights_found_on_zoo_weights_path(site: P
         ZOO_WEIGHTS_PATH=str(EXAMPLE_WEIGHTS),
         ZOO_OFFLINE="1",
     )
-    results = json.loads(out)
+    results = json.loads(out)["results"]
     assert [r["top"][0]["label"] for r in results] == ["cat", "dog"]  # the hand-set v1 weights, not random init
 
 

@@ -268,7 +268,7 @@ def test_a_pt_written_by_ultralytics_predicts_in_a_fresh_process(
     proc = subprocess.run([sys.executable, "-m", "zoo", "predict", "yolov8n", str(photos[0]), "--json"],
                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)  # fmt: skip
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    result = json.loads(proc.stdout)[0]
+    result = json.loads(proc.stdout)["results"][0]
     assert (result["width"], result["height"]) == Image.open(photos[0]).size and "detections" in result
 
 

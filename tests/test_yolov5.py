@@ -81,7 +81,7 @@ def test_cli_predict_json_and_save(weights: Path, assets: Path, tmp_path: Path) 
         text=True,
     )
     assert out.returncode == 0, out.stderr
-    data = json.loads(out.stdout)[0]
+    data = json.loads(out.stdout)["results"][0]
     expected = _reference(assets)["bus.jpg"]
     assert [d["label"] for d in data["detections"]] == [e["label"] for e in expected]
     for got, want in zip(data["detections"], expected):

@@ -16,15 +16,18 @@ from zoo.errors import (
     InputError,
     OfflineError,
     PluginError,
+    RandomWeightsWarning,
+    SkippedInputsWarning,
     UnknownModelError,
     UnsupportedError,
     UntrustedCodeError,
     ZooError,
+    ZooWarning,
 )
 from zoo.model import Model
 from zoo.plugin import Plugin
 from zoo.registry import PluginInfo
-from zoo.results import Classification, Detections, ImageOutput
+from zoo.results import Classification, Detections, ImageOutput, ResultList, SkippedInput
 from zoo.specs import Artifact, ImagePreprocess, ModelSpec, Weights
 from zoo.tasks.base import Task
 
@@ -43,12 +46,17 @@ __all__ = [
     "Plugin",
     "PluginError",
     "PluginInfo",
+    "RandomWeightsWarning",
+    "ResultList",
+    "SkippedInput",
+    "SkippedInputsWarning",
     "Task",
     "UnknownModelError",
     "UnsupportedError",
     "UntrustedCodeError",
     "Weights",
     "ZooError",
+    "ZooWarning",
     "__version__",
     "fetch",
     "info",

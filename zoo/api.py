@@ -119,6 +119,8 @@ def load_spec(
         builder_kwargs=builder_kwargs,
         weights_sha256=entry.sha256 if entry else None,
     )
+    # random unless weights were loaded, or the builder loads its own (spec.meta["weights_in_builder"])
+    model.random_init = weights is None and not spec.meta.get("weights_in_builder")
     if weights is not None and weights.meta.get("training"):  # e.g. a fine-tuned checkpoint from the Hub
         model.training_summary = dict(weights.meta["training"])
     return model

@@ -13,10 +13,13 @@ __all__ = [
     "InputError",
     "OfflineError",
     "PluginError",
+    "RandomWeightsWarning",
+    "SkippedInputsWarning",
     "UnknownModelError",
     "UnsupportedError",
     "UntrustedCodeError",
     "ZooError",
+    "ZooWarning",
 ]
 
 
@@ -76,3 +79,15 @@ class UnsupportedError(ZooError, NotImplementedError):
 
 class InputError(ZooError, ValueError):
     """Input data zoo cannot use (missing file, not an image, wrong shape)."""
+
+
+class ZooWarning(UserWarning):
+    """Base class of the warnings zoo issues (`warnings.simplefilter("ignore", zoo.ZooWarning)` silences them)."""
+
+
+class RandomWeightsWarning(ZooWarning):
+    """A model predicts with randomly initialised weights (loaded without a weights tag, or as `name:none`)."""
+
+
+class SkippedInputsWarning(ZooWarning):
+    """Some inputs of a folder, glob or list could not be read and were skipped; the results' `skipped` names them."""

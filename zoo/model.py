@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoo.errors import RandomWeightsWarning
 from zoo.specs import ImagePreprocess, ModelSpec
 
 if TYPE_CHECKING:
@@ -37,6 +39,8 @@ class Model:
             was trained from, as its metadata records it (provenance, not a hash of the checkpoint file).
         training_summary: what training produced these weights (set by `finetune`, kept by `save`), or None.
         history: per-epoch metrics of the last `finetune` (a `zoo.train.History`), or None.
+        random_init: True when the module was built without weights (no weights tag, or `name:none`);
+            `predict` then warns once (`RandomWeightsWarning`) until the model is fine-tuned.
     """
 
     def __init__(
@@ -60,6 +64,8 @@ class Model:
         self.weights_sha256 = weights_sha256
         self.training_summary: dict[str, Any] | None = None
         self.history: History | None = None
+        self.random_init = False
+        self._warned_random = False
         self._device = device
         self._task: Task | None = None
 
@@ -99,10 +105,27 @@ class Model:
 
         For image classification: `inputs` is a path, folder, glob, bytes, PIL image, numpy HWC uint8
         array, tensor (CHW or NCHW; uint8, or float in [0, 1]), or a list of those; options are
-        `top_k=5`, `batch_size=32`, `preprocess=True` (False: the tensor is already model input) and
-        `amp` (bf16 autocast, default on CUDA). See the task's documentation for others.
+        `top_k=5`, `batch_size=32`, `preprocess=True` (False: the tensor is already model input),
+        `amp` (bf16 autocast, default on CUDA) and `on_error` (None, "raise" or "skip": unreadable files of a
+        folder or glob are skipped by default and listed in the returned `ResultList.skipped`). See the
+        task's documentation for others.
+
+        A model loaded without weights warns once (`zoo.RandomWeightsWarning`): its answers mean nothing.
         """
-        return self.task.predict(inputs, **options)
+        task = self.task
+        if self.random_init and self.training_summary is None and task.warns_random_weights and not self._warned_random:
+            self._warned_random = True
+            warnings.warn(RandomWeightsWarning(self._random_message()), stacklevel=2)
+        return task.predict(inputs, **options)
+
+    def _random_message(self) -> str:
+        tags = ", ".join(f"{self.spec.name}:{t}" for t in self.spec.weights)
+        hint = (
+            f"load pretrained weights ({tags}) or fine-tune it"
+            if tags
+            else "fine-tune it (it has no pretrained weights)"
+        )
+        return f"{self.spec.name} has random weights (loaded without weights): its predictions mean nothing; {hint}."
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save as a self-describing safetensors checkpoint that `zoo.load(path)` restores.

@@ -51,7 +51,12 @@ class ZooGroup(click.Group):
 def cli(verbose: int) -> None:
     """PyTorch models from every source behind one API."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if sys.stderr.isatty():  # through the console progress bars draw on, so a log line never breaks a bar
+        from zoo.progress import log_handler
+
+        logging.basicConfig(level=level, format="%(name)s: %(message)s", handlers=[log_handler()])
+    else:
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
 #: Commands as `module:attribute`, one per line (a command module imports only what it needs).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -30,6 +31,7 @@ def list_cmd(pattern: str | None, task: str | None, plugin: str | None, as_json:
                     "task": s.task,
                     "default_weights": s.default_weights,
                     "weights": list(s.weights),
+                    "pretrained": _pretrained(s),
                     "description": s.description,
                 }
                 for s in specs
@@ -40,7 +42,7 @@ def list_cmd(pattern: str | None, task: str | None, plugin: str | None, as_json:
         if pattern or task or plugin:
             raise ZooError("No model matches these filters: see `zoo list` for every model.")
         raise ZooError("No models: no plugin is loaded. See `zoo plugins`.")
-    rows = [(s.name, s.task, s.plugin, s.default_weights or "-", len(s.weights), s.description) for s in specs]
+    rows = [(s.name, s.task, s.plugin, _default(s), len(s.weights), s.description) for s in specs]
     table(None, ["name", "task", "plugin", "default weights", "tags", "description"], rows)
 
 
@@ -62,7 +64,9 @@ def info_cmd(name: str, as_json: bool) -> None:
     click.echo(f"{spec.qualified_name}  ({spec.task})")
     if spec.description:
         click.echo(f"  {spec.description}")
-    click.echo(f"  labels: {summary['num_labels'] or '-'}   default weights: {spec.default_weights or 'none'}")
+    click.echo(f"  labels: {summary['num_labels'] or '-'}   default weights: {_default(spec)}")
+    if not _pretrained(spec):
+        click.echo("  no pretrained weights: predictions are random until it is fine-tuned")
     p = spec.preprocess_for(summary["weights_tag"])
     if p is not None:
         tag = summary["weights_tag"] or "random init"
@@ -98,6 +102,18 @@ def _checkpoint_info(path: str, as_json: bool) -> None:
         click.echo(f"  training: {json.dumps(found.training, sort_keys=True, default=str)[:200]}")
     if found.zoo_version or found.torch_version:
         click.echo(f"  written by zoo {found.zoo_version or '?'}, torch {found.torch_version or '?'}")
+
+
+def _pretrained(spec: Any) -> bool:
+    """Whether the model has pretrained weights (tags, or a builder that loads its own)."""
+    return bool(spec.weights) or bool(spec.meta.get("weights_in_builder"))
+
+
+def _default(spec: Any) -> str:
+    """The default weights tag, or `random init` (and the tags to ask for) when the bare name loads none."""
+    if spec.default_weights or spec.meta.get("weights_in_builder"):
+        return spec.default_weights or "(builder's own)"
+    return f"random init (tags: {', '.join(spec.weights)})" if spec.weights else "random init (no pretrained weights)"
 
 
 @click.command("plugins")

@@ -1,7 +1,8 @@
 """Result values returned by `Model.predict`: small, frozen, printable and JSON-ready, one module per task."""
 
+from zoo.results.batch import ResultList, SkippedInput
 from zoo.results.classification import Classification
 from zoo.results.detection import Detections
 from zoo.results.image import ImageOutput
 
-__all__ = ["Classification", "Detections", "ImageOutput"]
+__all__ = ["Classification", "Detections", "ImageOutput", "ResultList", "SkippedInput"]

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo.errors import UnsupportedError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = ["Classification"]
 
@@ -56,6 +62,57 @@ class Classification:
     def to_json(self, **kwargs: Any) -> str:
         """`to_dict` as JSON text; keyword arguments go to `json.dumps`."""
         return json.dumps(self.to_dict(), **kwargs)
+
+    def plot(self, image: Any = None, *, font_size: int | None = None) -> Image.Image:
+        """The image with its top-k labels and scores written in its top-left corner (PIL's built-in font).
+
+        Args:
+            image: the picture to draw on (a PIL image or a path); default the source file, upright.
+            font_size: text height in pixels; default scales with the image.
+
+        Raises:
+            UnsupportedError: no image given and the source is not a file.
+        """
+        from PIL import Image as PILImage
+        from PIL import ImageDraw
+
+        from zoo.images import open_upright
+        from zoo.results._draw import default_font
+
+        if image is None:
+            if not (self.source and Path(self.source).is_file()):
+                raise UnsupportedError(
+                    "This classification holds no image to draw on: predict from a file, or pass plot(image=...)."
+                )
+            image = self.source
+        canvas = open_upright(image) if not isinstance(image, PILImage.Image) else image.convert("RGB")
+        draw = ImageDraw.Draw(canvas)
+        font = default_font(font_size or max(round(min(canvas.size) * 0.04), 12))
+        lines = [f"{label} {score:.3f}" for label, score in zip(self.labels, self.scores)]
+        y = 4.0
+        for line in lines:
+            left, top, right, bottom = draw.textbbox((0, 0), line, font=font)
+            draw.rectangle((4, y, 4 + right - left + 6, y + bottom - top + 6), fill="black")
+            draw.text((7, y + 3 - top), line, fill="white", font=font)
+            y += bottom - top + 8
+        return canvas
+
+    def save(self, path: str | Path = "runs/classify", *, name: str | None = None) -> Path:
+        """Save `plot()` as an image; a folder (existing, or without a suffix) gets `<source stem>.jpg`.
+
+        Returns:
+            The path written.
+        """
+        target = Path(path)
+        if target.is_dir() or not target.suffix:
+            target.mkdir(parents=True, exist_ok=True)
+            stem = name or (Path(self.source).stem if self.source and not self.source.startswith("<") else "image")
+            target = target / f"{stem}.jpg"
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        picture = self.plot()
+        picture.save(target, quality=95) if target.suffix.lower() in {".jpg", ".jpeg"} else picture.save(target)
+        return target
 
     def __repr__(self) -> str:
         top = ", ".join(f"{label!r}: {score:.3f}" for label, score in zip(self.labels, self.scores))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from zoo.errors import UnsupportedError
+from zoo.results._draw import default_font
 
 if TYPE_CHECKING:
     import numpy as np
@@ -171,7 +172,7 @@ class Detections:
         canvas = self._original()
         draw = ImageDraw.Draw(canvas)
         width = line_width or max(round(sum(self.size) / 2 * 0.003), 2)
-        font = _font(font_size or max(round(sum(self.size) / 2 * 0.025), 12))
+        font = default_font(font_size or max(round(sum(self.size) / 2 * 0.025), 12))
         for label, score, cid, box in zip(self.labels, self.scores, self.class_ids, self.boxes):
             color = "#" + _PALETTE[int(cid) % len(_PALETTE)]
             x1, y1, x2, y2 = (float(v) for v in box)
@@ -190,8 +191,9 @@ class Detections:
         if self.image is not None:
             return Image.fromarray(self.image).convert("RGB")
         if self.source and Path(self.source).is_file():
-            with Image.open(self.source) as image:
-                return image.convert("RGB")
+            from zoo.images import open_upright
+
+            return open_upright(self.source)  # upright, as the boxes were found
         raise UnsupportedError("These detections hold no image to draw on: predict from an image to plot.")
 
     def save(self, path: str | Path = "runs/detect", *, name: str | None = None) -> Path:
@@ -210,12 +212,3 @@ class Detections:
         image = self.plot()
         image.save(target, quality=95) if target.suffix.lower() in {".jpg", ".jpeg"} else image.save(target)
         return target
-
-
-def _font(size: int) -> Any:
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)  # Pillow >= 10.1 ships a scalable font
-    except TypeError:  # pragma: no cover - older Pillow: the fixed bitmap font
-        return ImageFont.load_default()

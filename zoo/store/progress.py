@@ -13,7 +13,8 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from zoo import settings
+from zoo.progress import console as shared_console
+from zoo.progress import progress_enabled
 from zoo.store.http import Progress
 
 __all__ = ["bars", "download_bar", "enabled", "silent"]
@@ -25,11 +26,7 @@ def silent(done: int, total: int | None) -> None:
 
 def enabled() -> bool:
     """True when bars should be drawn: ``ZOO_PROGRESS`` unset (or 1) and stderr a terminal; never with 0."""
-    choice = settings.progress()
-    if choice is False:
-        return False
-    isatty = getattr(sys.stderr, "isatty", None)
-    return bool(isatty and isatty())
+    return progress_enabled()
 
 
 @contextlib.contextmanager
@@ -46,11 +43,10 @@ def bars(show: bool = True) -> Iterator[Callable[[str], Progress | None]]:
     if not enabled():
         yield lambda name: None
         return
-    from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, TextColumn, TransferSpeedColumn
     from rich.progress import Progress as Bars
 
-    console = Console(file=sys.stderr)
+    console = shared_console()  # the one the CLI's log handler and the other bars print through
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
     with Bars(*columns, console=console, redirect_stdout=False) as progress, _logs_above(console):
 

@@ -7,8 +7,10 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import InputError, UnsupportedError
-from zoo.images import ImageItem, collect_images, decode, preprocess_batch
+from zoo.images import ImageItem, check_header, collect_images, decode, decode_each, orient, preprocess_batch
+from zoo.progress import progress_bar
 from zoo.results import Classification
+from zoo.results.batch import SkippedInput, check_on_error, finish
 from zoo.tasks.base import Task
 
 if TYPE_CHECKING:
@@ -21,6 +23,9 @@ class ImageClassification(Task):
     """Image classification: decode, resize, crop, normalize, forward, softmax, top-k."""
 
     name = "image-classification"
+    options = frozenset({"top_k", "batch_size", "preprocess", "amp", "on_error"})
+    plots = True
+    warns_random_weights = True
 
     def predict(
         self,
@@ -30,6 +35,7 @@ class ImageClassification(Task):
         batch_size: int = 32,
         preprocess: bool = True,
         amp: bool | None = None,
+        on_error: str | None = None,
     ) -> Classification | list[Classification]:
         """Classify images.
 
@@ -40,10 +46,14 @@ class ImageClassification(Task):
             batch_size: images per forward pass.
             preprocess: False when `inputs` is already a normalized NCHW/CHW float tensor of model input.
             amp: bf16 autocast; default on for CUDA, off elsewhere.
+            on_error: what an unreadable image of a batch does: "raise", or "skip" it (named in the
+                result list's `skipped`, with a `SkippedInputsWarning`); None (default) raises for an
+                input you named and skips files a folder or glob found. A single input always raises.
 
         Returns:
-            One `Classification`, or a list for list-like inputs (lists, folders, globs, NCHW).
+            One `Classification`, or a `ResultList` for list-like inputs (lists, folders, globs, NCHW).
         """
+        check_on_error(on_error)
         if top_k < 1:
             raise InputError(f"top_k must be at least 1, not {top_k}.")
         if batch_size < 1:
@@ -55,12 +65,16 @@ class ImageClassification(Task):
         if spec is None:
             raise UnsupportedError(f"{self.model.name} has no image preprocessing: pass preprocess=False and a tensor.")
         results: list[Classification] = []
-        for chunk in _chunks(items, batch_size):
-            images = self._decode(chunk, spec.channels)
-            batch = preprocess_batch(images, spec, self.model.device)
-            logits = self._forward(batch, amp)
-            results.extend(self._results(logits, top_k, [i.source for i in chunk]))
-        return results if is_batch else results[0]
+        skipped: list[SkippedInput] = []
+        with progress_bar(len(items) if is_batch else 0, "classifying") as advance:
+            for chunk in _chunks(items, batch_size):
+                decoded = self._decode(chunk, spec.channels, on_error, is_batch, skipped)
+                if decoded:
+                    batch = preprocess_batch([image for _, image in decoded], spec, self.model.device)
+                    logits = self._forward(batch, amp)
+                    results.extend(self._results(logits, top_k, [item.source for item, _ in decoded]))
+                advance(len(chunk))
+        return finish(results, skipped, is_batch)
 
     def _predict_tensor(self, inputs: Any, top_k: int, batch_size: int, amp: bool | None) -> Any:
         import torch
@@ -77,11 +91,13 @@ class ImageClassification(Task):
             results.extend(self._results(logits, top_k, [None] * logits.shape[0]))
         return results[0] if single else results
 
-    def _decode(self, chunk: Sequence[ImageItem], channels: int) -> list[torch.Tensor]:
+    def _decode(
+        self, chunk: Sequence[ImageItem], channels: int, on_error: str | None, is_batch: bool, skipped: list[Any]
+    ) -> list[tuple[ImageItem, torch.Tensor]]:
         device = self.model.device
         if device.type == "cuda" and channels == 3:
-            return _decode_on_gpu(chunk, device)
-        return [decode(item, channels) for item in chunk]
+            return _decode_on_gpu(chunk, device, on_error, is_batch, skipped)
+        return decode_each(chunk, channels, on_error=on_error, is_batch=is_batch, skipped=skipped)
 
     def _forward(self, batch: torch.Tensor, amp: bool | None) -> torch.Tensor:
         import torch
@@ -131,18 +147,35 @@ def _chunks(items: Sequence[ImageItem], size: int) -> Iterator[Sequence[ImageIte
         yield items[start : start + size]
 
 
-def _decode_on_gpu(chunk: Sequence[ImageItem], device: torch.device) -> list[torch.Tensor]:
-    """JPEG files decoded together on the GPU (nvjpeg); anything else decoded on the CPU."""
+def _decode_on_gpu(
+    chunk: Sequence[ImageItem], device: torch.device, on_error: str | None, is_batch: bool, skipped: list[Any]
+) -> list[tuple[ImageItem, torch.Tensor]]:
+    """JPEG files decoded together on the GPU (nvjpeg), upright; anything else decoded on the CPU.
+
+    Headers are checked first (pixel limit, EXIF orientation); if the GPU batch fails, every JPEG is decoded
+    on the CPU, which names the bad file.
+    """
     from torchvision.io import ImageReadMode, decode_jpeg, read_file
 
-    images: list[torch.Tensor | None] = [None] * len(chunk)
-    jpegs = [i for i, item in enumerate(chunk) if item.is_jpeg_file]
+    images: dict[int, torch.Tensor] = {}
+    orientations: dict[int, int] = {}
+    for i, item in enumerate(chunk):
+        if item.is_jpeg_file:
+            with contextlib.suppress(InputError):  # decode_each below raises or skips it
+                orientations[i] = check_header(item)
+    jpegs = list(orientations)
     if jpegs:
-        data = [read_file(str(chunk[i].data)) for i in jpegs]
         try:
+            data = [read_file(str(chunk[i].data)) for i in jpegs]
             decoded = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
         except RuntimeError:
-            decoded = [decode(chunk[i], 3) for i in jpegs]  # the CPU decoder names the bad file
-        for i, image in zip(jpegs, decoded):
-            images[i] = image
-    return [image if image is not None else decode(item, 3) for image, item in zip(images, chunk)]
+            decoded = None  # the CPU decoder names the bad file
+        if decoded is not None:
+            images = {i: orient(image, orientations[i]) for i, image in zip(jpegs, decoded)}
+    position = {id(item): i for i, item in enumerate(chunk)}
+
+    def decoder(item: ImageItem, channels: int) -> torch.Tensor:
+        i = position[id(item)]
+        return images[i] if i in images else decode(item, channels)
+
+    return decode_each(chunk, 3, on_error=on_error, is_batch=is_batch, skipped=skipped, decoder=decoder)

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import InputError, UnsupportedError
-from zoo.images import ImageItem, collect_images, decode
+from zoo.images import ImageItem, check_size, collect_images, decode_each
+from zoo.progress import progress_bar
 from zoo.results import Detections
+from zoo.results.batch import SkippedInput, check_on_error, finish
 from zoo.tasks.base import Task
 
 if TYPE_CHECKING:
@@ -32,6 +34,9 @@ class ObjectDetection(Task):
     """Object detection with YOLO-style models."""
 
     name = "object-detection"
+    options = frozenset({"conf", "iou", "classes", "max_det", "size", "agnostic", "batch_size", "amp", "on_error"})
+    plots = True
+    warns_random_weights = True
     _fused = False  # set once the module's conv + batch-norm pairs are folded (modules with `fuse()`)
 
     def predict(
@@ -46,6 +51,7 @@ class ObjectDetection(Task):
         agnostic: bool = False,
         batch_size: int = 16,
         amp: bool | None = None,
+        on_error: str | None = None,
     ) -> Detections | list[Detections]:
         """Detect objects.
 
@@ -60,26 +66,36 @@ class ObjectDetection(Task):
             agnostic: NMS across classes instead of per class.
             batch_size: images per forward pass (images are grouped by letterboxed shape).
             amp: bf16 autocast; default on for CUDA, off elsewhere.
+            on_error: what an unreadable image of a batch does: "raise", or "skip" it (named in the
+                result list's `skipped`, with a `SkippedInputsWarning`); None (default) raises for an
+                input you named and skips files a folder or glob found. A single input always raises.
 
         Returns:
-            One `Detections`, or a list for list-like inputs.
+            One `Detections`, or a `ResultList` for list-like inputs.
         """
         _check(conf, iou, max_det, batch_size)
+        check_on_error(on_error)
+        check_size(size, "size")
         items, is_batch = collect_images(inputs)
         size = int(size or self.model.spec.meta.get("image_size", 640))
         stride = model_stride(self.model.module)
         self._prepare()
-        images = [decode(item, 3) for item in items]
+        skipped: list[SkippedInput] = []
+        decoded = decode_each(items, 3, on_error=on_error, is_batch=is_batch, skipped=skipped)
+        kept = [item for item, _ in decoded]
+        images = [image for _, image in decoded]
         boxes_of: list[Any] = [None] * len(images)
-        for indices, shape in _groups(images, size, stride):
-            for chunk in _chunks(indices, batch_size):
-                batch, boxes = self._batch([images[i] for i in chunk], shape)
-                preds = self._forward(batch, amp)
-                found = non_max_suppression(preds, conf, iou, classes, max_det, agnostic)
-                for i, box, det in zip(chunk, boxes, found):
-                    boxes_of[i] = box.unscale(det)
-        results = [self._result(images[i], items[i], boxes_of[i]) for i in range(len(images))]
-        return results if is_batch else results[0]
+        with progress_bar(len(images) if is_batch else 0, "detecting") as advance:
+            for indices, shape in _groups(images, size, stride):
+                for chunk in _chunks(indices, batch_size):
+                    batch, boxes = self._batch([images[i] for i in chunk], shape)
+                    preds = self._forward(batch, amp)
+                    found = non_max_suppression(preds, conf, iou, classes, max_det, agnostic)
+                    for i, box, det in zip(chunk, boxes, found):
+                        boxes_of[i] = box.unscale(det)
+                    advance(len(chunk))
+        results = [self._result(images[i], kept[i], boxes_of[i]) for i in range(len(images))]
+        return finish(results, skipped, is_batch)
 
     def _prepare(self) -> None:
         module = self.model.module

@@ -12,8 +12,10 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import InputError, UnsupportedError
-from zoo.images import collect_images, decode, preprocess_batch
+from zoo.images import check_size, collect_images, decode_each, preprocess_batch
+from zoo.progress import progress_bar
 from zoo.results import ImageOutput
+from zoo.results.batch import SkippedInput, check_on_error, finish
 from zoo.specs import ImagePreprocess
 from zoo.tasks.base import Task
 
@@ -27,6 +29,9 @@ class ImageToImage(Task):
     """Image-to-image generation with tiling for large inputs."""
 
     name = "image-to-image"
+    options = frozenset({"tile", "overlap", "batch_size", "keep_input", "amp", "on_error"})
+    plots = True
+    warns_random_weights = True
 
     def predict(
         self,
@@ -37,6 +42,7 @@ class ImageToImage(Task):
         batch_size: int = 4,
         keep_input: bool = True,
         amp: bool | None = None,
+        on_error: str | None = None,
     ) -> ImageOutput | list[ImageOutput]:
         """Turn images into images.
 
@@ -48,26 +54,39 @@ class ImageToImage(Task):
             batch_size: tiles (or images) per forward pass.
             keep_input: keep the input image in the result, for `side_by_side()`.
             amp: bf16 autocast; default on for CUDA, off elsewhere.
+            on_error: what an unreadable image of a batch does: "raise", or "skip" it (named in the
+                result list's `skipped`, with a `SkippedInputsWarning`); None (default) raises for an
+                input you named and skips files a folder or glob found. A single input always raises.
 
         Returns:
-            One `ImageOutput`, or a list for list-like inputs.
+            One `ImageOutput`, or a `ResultList` for list-like inputs.
         """
+        check_on_error(on_error)
         spec = self.model.preprocess
         if spec is None:
             raise UnsupportedError(f"{self.model.name} declares no preprocessing: image-to-image needs mean and std.")
         if batch_size < 1 or overlap < 0:
             raise InputError(f"batch_size must be at least 1 and overlap at least 0, not {batch_size}, {overlap}.")
+        check_size(spec.resize, "resize")
+        check_size(spec.crop, "crop")
         items, is_batch = collect_images(inputs)
         work = spec.input_size
         results = []
-        for item in items:
-            image = decode(item, spec.channels)
-            big = work is not None and (image.shape[1] > work[0] or image.shape[2] > work[1])
-            if tile or (tile is None and big) or work is None:
-                results.append(self._tiled(image, item.source, spec, work, overlap, batch_size, keep_input, amp))
-            else:
-                results.append(self._whole(image, item.source, spec, keep_input, amp))
-        return results if is_batch else results[0]
+        skipped: list[SkippedInput] = []
+        with progress_bar(len(items) if is_batch else 0, "generating") as advance:
+            for item in items:
+                for _, image in decode_each(
+                    [item], spec.channels, on_error=on_error, is_batch=is_batch, skipped=skipped
+                ):
+                    big = work is not None and (image.shape[1] > work[0] or image.shape[2] > work[1])
+                    if tile or (tile is None and big) or work is None:
+                        results.append(
+                            self._tiled(image, item.source, spec, work, overlap, batch_size, keep_input, amp)
+                        )
+                    else:
+                        results.append(self._whole(image, item.source, spec, keep_input, amp))
+                advance(1)
+        return finish(results, skipped, is_batch)
 
     def _whole(
         self, image: torch.Tensor, source: str, spec: ImagePreprocess, keep: bool, amp: bool | None

@@ -26,6 +26,9 @@ class SequenceClassification(Task):
     """Sequence classification: collect sequences, pack variable lengths, forward, softmax, top-k."""
 
     name = "sequence-classification"
+    options = frozenset({"top_k", "batch_size", "lengths"})
+    plots = False
+    warns_random_weights = True
 
     def predict(
         self, inputs: Any, *, top_k: int = 5, batch_size: int = 64, lengths: Sequence[int] | None = None

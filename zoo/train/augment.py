@@ -49,16 +49,13 @@ def train_transform(pre: ImagePreprocess, *, augment: bool = True) -> Callable[[
 
 
 def eval_transform(pre: ImagePreprocess) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Resize and center-crop, as `Model.predict` does."""
-    from torchvision.transforms import v2
+    """Resize and center-crop exactly as `Model.predict` does (`zoo.images.resize_crop`), so a validation
+    score is the score the saved model gets through `predict` on the same images."""
+    from functools import partial
 
-    steps: list[Any] = []
-    if pre.resize is not None:
-        size = [pre.resize] if isinstance(pre.resize, int) else list(pre.resize)
-        steps.append(v2.Resize(size, interpolation=_mode(pre), antialias=pre.antialias))
-    if pre.crop is not None:
-        steps.append(v2.CenterCrop([pre.crop] if isinstance(pre.crop, int) else list(pre.crop)))
-    return v2.Compose(steps) if steps else v2.Identity()
+    from zoo.images import resize_crop
+
+    return partial(resize_crop, spec=pre)
 
 
 def _mode(pre: ImagePreprocess) -> Any:
@@ -83,6 +80,7 @@ class BatchNormalizer:
         self.channels_last = channels_last
         self.mean: torch.Tensor | None = None
         self.std: torch.Tensor | None = None
+        self.pre = pre
         if pre is not None:
             self.mean = torch.tensor(pre.mean, device=device).view(1, -1, 1, 1)
             self.std = torch.tensor(pre.std, device=device).view(1, -1, 1, 1)
@@ -90,13 +88,15 @@ class BatchNormalizer:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         import torch
 
+        from zoo.images import normalize_batch
+
         x = x.to(self.device, non_blocking=True)
-        if x.dtype == torch.uint8:
-            x = x.float().div_(255)
-        elif x.dtype != torch.float32:
-            x = x.float()
-        if self.mean is not None and self.std is not None:
-            x = (x - self.mean) / self.std
+        if self.pre is not None and x.ndim == 4 and x.shape[1] == len(self.pre.mean):
+            x = normalize_batch(x, self.pre)  # the very arithmetic of predict's preprocessing
+        else:
+            x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+            if self.mean is not None and self.std is not None:
+                x = (x - self.mean) / self.std
         if self.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return x

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import InputError
+from zoo.images import MAX_SIDE
 
 __all__ = ["OPTIMIZERS", "STRATEGIES", "TrainConfig"]
 
@@ -98,7 +99,10 @@ class TrainConfig:
         _check(0 <= self.warmup < 1, f"warmup={self.warmup!r}: use a fraction of the steps in [0, 1).")
         _check(_int(self.freeze_epochs) and self.freeze_epochs >= 0, f"freeze_epochs={self.freeze_epochs!r}: use >= 0.")
         _check(self.patience is None or self.patience >= 1, f"patience={self.patience!r}: use >= 1, or None.")
-        _check(self.image_size is None or self.image_size >= 8, f"image_size={self.image_size!r}: use >= 8 pixels.")
+        _check(
+            self.image_size is None or 8 <= self.image_size <= MAX_SIDE,
+            f"image_size={self.image_size!r}: use 8 to {MAX_SIDE} pixels.",
+        )
         split = self.val_split
         _check(split is None or 0 < split < 1, f"val_split={split!r}: use a fraction in (0, 1).")
         workers = self.num_workers

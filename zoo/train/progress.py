@@ -6,11 +6,11 @@ Only rank 0 reports. rich and TensorBoard are imported when used.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 from zoo.errors import ZooError
+from zoo.progress import console, progress_enabled
 from zoo.train.history import EpochMetrics
 
 __all__ = ["Reporter"]
@@ -23,13 +23,13 @@ class Reporter:
 
     Args:
         enabled: False on ranks other than 0 (then nothing is shown or written).
-        progress: show a bar; None shows one when stderr is a terminal.
+        progress: show a bar; None shows one when stderr is a terminal and `ZOO_PROGRESS` is not 0.
         log_dir: TensorBoard folder, or None.
     """
 
     def __init__(self, *, enabled: bool, progress: bool | None, log_dir: Path | None) -> None:
         self.enabled = enabled
-        show = sys.stderr.isatty() if progress is None else progress
+        show = progress_enabled() if progress is None else progress
         self._bar: Any = _bar() if enabled and show else None
         self._task: Any = None
         self._writer: Any = _writer(log_dir) if enabled and log_dir is not None else None
@@ -73,7 +73,6 @@ class Reporter:
 
 
 def _bar() -> Any:
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(
@@ -83,7 +82,7 @@ def _bar() -> Any:
         TextColumn("loss {task.fields[loss]:.4f}"),
         TextColumn("{task.fields[speed]:.1f} img/s"),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=console(),  # shared with the CLI's log handler: log lines print above the bar
         transient=False,
     )
     bar.start()
