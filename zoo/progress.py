@@ -7,7 +7,6 @@ handler share one rich console, so a log line printed while a bar runs lands abo
 from __future__ import annotations
 
 import contextlib
-import functools
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -25,12 +24,17 @@ def progress_enabled() -> bool:
     return bool(isatty and isatty())
 
 
-@functools.cache
-def console() -> Any:
-    """The one rich console on stderr that bars and log lines share."""
-    from rich.console import Console
+_console: Any = None
 
-    return Console(stderr=True)
+
+def console() -> Any:
+    """The one rich console on stderr that bars and log lines share (made anew when `sys.stderr` is replaced)."""
+    global _console
+    if _console is None or _console.file is not sys.stderr:
+        from rich.console import Console
+
+        _console = Console(file=sys.stderr)
+    return _console
 
 
 def log_handler() -> Any:

@@ -9,7 +9,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from zoo.errors import PluginError, UnknownModelError
+from zoo.errors import InputError, PluginError, UnknownModelError
 
 __all__ = ["Artifact", "ImagePreprocess", "ModelSpec", "Weights", "validate_filename"]
 
@@ -80,7 +80,7 @@ def _check_size(name: str, size: Any) -> None:
     sides = size if isinstance(size, tuple) and len(size) == 2 else (size,)
     for side in sides:
         if isinstance(side, bool) or not isinstance(side, int) or not 1 <= side <= MAX_PREPROCESS_SIZE:
-            raise ValueError(
+            raise InputError(
                 f"{name}={size!r} is not a size in pixels from 1 to {MAX_PREPROCESS_SIZE} (or a (height, width) pair)"
             )
 
@@ -126,20 +126,20 @@ class ImagePreprocess:
 
     def __post_init__(self) -> None:
         if self.pipeline not in PIPELINES:
-            raise ValueError(f"preprocessing pipeline {self.pipeline!r} is not one of {', '.join(PIPELINES)}")
+            raise InputError(f"preprocessing pipeline {self.pipeline!r} is not one of {', '.join(PIPELINES)}")
         allowed = _INTERPOLATIONS if self.pipeline == "torchvision" else _INTERPOLATIONS | _PIL_INTERPOLATIONS
         if self.interpolation not in allowed:
-            raise ValueError(f"interpolation {self.interpolation!r} is not one of {', '.join(sorted(allowed))}")
+            raise InputError(f"interpolation {self.interpolation!r} is not one of {', '.join(sorted(allowed))}")
         if self.pipeline == "face2paint" and not isinstance(self.crop, int):
-            raise ValueError("the face2paint pipeline needs crop: the side of the square model input")
+            raise InputError("the face2paint pipeline needs crop: the side of the square model input")
         if self.crop_mode not in (None, "center", "squash", "border"):
-            raise ValueError(f"crop_mode {self.crop_mode!r} is not center, squash or border")
+            raise InputError(f"crop_mode {self.crop_mode!r} is not center, squash or border")
         if self.crop_pct is not None and not 0 < self.crop_pct <= 1:
-            raise ValueError(f"crop_pct {self.crop_pct!r} is not in (0, 1]")
+            raise InputError(f"crop_pct {self.crop_pct!r} is not in (0, 1]")
         if len(self.mean) != len(self.std):
-            raise ValueError("mean and std must have the same length")
+            raise InputError("mean and std must have the same length")
         if self.channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, not {self.channels}")
+            raise InputError(f"channels must be 1 or 3, not {self.channels}")
         for name in ("resize", "crop"):
             _check_size(name, getattr(self, name))
 

@@ -29,7 +29,7 @@ FLAGS = {"top_k": "--top-k", "batch_size": "--batch-size", "conf": "--conf", "io
     help="Save result pictures here (boxes drawn, top-k labels written, output images).",
 )
 @click.option("--trust", is_flag=True, help="Trust the model's torch.hub repo for this run.")
-@click.option("--json", "as_json", is_flag=True, help='Print JSON: {"results": [...], "errors": [{"source", "error"}, ...]}.')
+@click.option("--json", "as_json", is_flag=True, help='Print JSON: {"results": [...], "errors": [...]}.')
 def predict_cmd(
     name: str,
     inputs: tuple[str, ...],

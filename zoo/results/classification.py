@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import UnsupportedError
+from zoo.results._draw import save_picture
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -103,16 +104,7 @@ class Classification:
         Returns:
             The path written.
         """
-        target = Path(path)
-        if target.is_dir() or not target.suffix:
-            target.mkdir(parents=True, exist_ok=True)
-            stem = name or (Path(self.source).stem if self.source and not self.source.startswith("<") else "image")
-            target = target / f"{stem}.jpg"
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        picture = self.plot()
-        picture.save(target, quality=95) if target.suffix.lower() in {".jpg", ".jpeg"} else picture.save(target)
-        return target
+        return save_picture(self.plot(), path, self.source, name=name, suffix=".jpg")
 
     def __repr__(self) -> str:
         top = ", ".join(f"{label!r}: {score:.3f}" for label, score in zip(self.labels, self.scores))

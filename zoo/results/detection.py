@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from zoo.errors import UnsupportedError
-from zoo.results._draw import default_font
+from zoo.results._draw import default_font, save_picture
 
 if TYPE_CHECKING:
     import numpy as np
@@ -202,13 +202,4 @@ class Detections:
         Returns:
             The path written.
         """
-        target = Path(path)
-        if target.is_dir() or not target.suffix:
-            target.mkdir(parents=True, exist_ok=True)
-            stem = name or (Path(self.source).stem if self.source and not self.source.startswith("<") else "image")
-            target = target / f"{stem}.jpg"
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        image = self.plot()
-        image.save(target, quality=95) if target.suffix.lower() in {".jpg", ".jpeg"} else image.save(target)
-        return target
+        return save_picture(self.plot(), path, self.source, name=name, suffix=".jpg")

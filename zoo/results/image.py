@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoo.results._draw import save_picture
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -53,15 +55,9 @@ class ImageOutput:
         Returns:
             The path written.
         """
-        target = Path(path)
-        if target.is_dir() or not target.suffix:
-            target.mkdir(parents=True, exist_ok=True)
-            stem = Path(self.source).stem if self.source and not self.source.startswith("<") else "image"
-            target = target / f"{stem}.png"
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        (self.side_by_side() if side_by_side else self.image).save(target)
-        return target
+        return save_picture(
+            self.side_by_side() if side_by_side else self.image, path, self.source, name=None, suffix=".png"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: source, output width and height, mode and tile count (not the pixels)."""
