@@ -16,11 +16,12 @@ import http.server
 import json
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-__all__ = ["HubServer", "git_oid"]
+__all__ = ["HubServer", "git_oid", "serving"]
 
 _REPO = r"(?P<repo>[\w.-]+/[\w.-]+)"
 _LFS = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
@@ -160,6 +161,22 @@ class HubServer:
         data = files[unquote(path)]
         etag = hashlib.sha256(data).hexdigest() if path.endswith(_LFS) else git_oid(data)
         return 200, {"X-Repo-Commit": sha, "ETag": f'"{etag}"', "Content-Type": "application/octet-stream"}, data
+
+
+def serving(monkeypatch: Any) -> Iterator[HubServer]:
+    """A local Hub endpoint, with huggingface_hub (here and in subprocesses) pointed at it and online.
+
+    The body of each test module's `hub` fixture: `yield from serving(monkeypatch)`.
+    """
+    from huggingface_hub import constants
+
+    server = HubServer()
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_TOKEN", "hf_zoo_test")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    yield server
+    server.stop()
 
 
 def _meta(data: bytes) -> dict[str, Any]:

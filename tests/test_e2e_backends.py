@@ -240,17 +240,9 @@ def test_ultralytics_yolov8n_pt_loads_in_a_fresh_process(
 def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A local Hugging Face Hub endpoint; huggingface_hub (here and in subprocesses) pointed at it, online."""
     pytest.importorskip("huggingface_hub")
-    from huggingface_hub import constants
+    from tests.hf_endpoint import serving
 
-    from tests.hf_endpoint import HubServer
-
-    server = HubServer()
-    monkeypatch.setenv("HF_ENDPOINT", server.url)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    monkeypatch.setenv("HF_TOKEN", "hf_zoo_test")
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    yield server
-    server.stop()
+    yield from serving(monkeypatch)
 
 
 def test_hf_zoo_checkpoint_reads_held_out_digits(hub: Any, digits: tuple, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import zoo
-from tests.hf_endpoint import HubServer
+from tests.hf_endpoint import HubServer, serving
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("huggingface_hub")
@@ -20,15 +20,7 @@ pytest.importorskip("huggingface_hub")
 @pytest.fixture
 def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[HubServer]:
     """A local Hub, with huggingface_hub pointed at it and online."""
-    from huggingface_hub import constants
-
-    server = HubServer()
-    monkeypatch.setenv("HF_ENDPOINT", server.url)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    monkeypatch.setenv("HF_TOKEN", "hf_zoo_test")
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    yield server
-    server.stop()
+    yield from serving(monkeypatch)
 
 
 def go_offline(monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -257,17 +257,9 @@ def test_builder_arguments_must_be_declared_plain_json(tmp_path: Path, kwargs: d
 @pytest.fixture
 def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     pytest.importorskip("huggingface_hub")
-    from huggingface_hub import constants
+    from tests.hf_endpoint import serving
 
-    from tests.hf_endpoint import HubServer
-
-    server = HubServer()
-    monkeypatch.setenv("HF_ENDPOINT", server.url)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    monkeypatch.setenv("HF_TOKEN", "hf_zoo_test")
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    yield server
-    server.stop()
+    yield from serving(monkeypatch)
 
 
 def hf_configs(paths: dict[str, Path]) -> dict[str, dict[str, object]]:
