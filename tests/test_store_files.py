@@ -133,11 +133,16 @@ def test_a_full_disk_during_conversion_is_one_line_and_leaves_nothing(
             text=True,
             timeout=120,
         )
-        assert proc.returncode == 1, proc.stderr
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: ") and "full" in lines[0], proc.stderr
+        _assert_one_line_disk_full(proc)
         assert "Traceback" not in proc.stderr
         assert sorted(os.listdir(disk)) == []  # no temporary file left
+
+
+def _assert_one_line_disk_full(proc: subprocess.CompletedProcess[str]) -> None:
+    """The process failed with exit 1 and one `error:` line saying the disk is full."""
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "full" in lines[0], proc.stderr
 
 
 def test_a_full_disk_during_a_cache_conversion_leaves_the_cache_clean(tmp_path: Path) -> None:
@@ -159,9 +164,7 @@ def test_a_full_disk_during_a_cache_conversion_leaves_the_cache_clean(tmp_path: 
             text=True,
             timeout=120,
         )
-        assert proc.returncode == 1, proc.stderr
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: ") and "full" in lines[0], proc.stderr
+        _assert_one_line_disk_full(proc)
         weights = disk / "home" / "weights"
         assert [p.name for p in weights.iterdir() if not p.name.endswith((".lock", ".lock.holder"))] == []
 
