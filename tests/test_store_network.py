@@ -48,7 +48,11 @@ class _Counting:
         monkeypatch.setattr(urllib.request, "urlopen", urlopen)
 
 
-@pytest.mark.parametrize("url", [f"http://127.0.0.1:{_closed_port()}/w.pth", "http://nonexistent.invalid/w.pth"])
+@pytest.mark.parametrize(
+    "url",
+    [f"http://127.0.0.1:{_closed_port()}/w.pth", "http://nonexistent.invalid/w.pth"],
+    ids=["closed-port", "unresolvable-host"],  # stable ids: the port differs between pytest-xdist workers
+)
 def test_no_network_fails_at_once_and_says_what_to_do(url: str, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
     counting = _Counting(monkeypatch)
     start = time.monotonic()
