@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import zoo
-
 from zoo_realesrgan.checkpoint import load_checkpoint
 
 if TYPE_CHECKING:

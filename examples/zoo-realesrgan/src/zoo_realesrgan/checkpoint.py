@@ -70,7 +70,8 @@ def architecture(state: dict[str, torch.Tensor], name: str = "the checkpoint") -
     upscale = round((last.shape[0] / first.shape[1]) ** 0.5)
     arch = {"num_feat": int(first.shape[0]), "num_conv": len(convs) - 2, "upscale": upscale}
     with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in SRVGGNetCompact(num_in_ch=first.shape[1], **arch).state_dict().items()}
+        module = SRVGGNetCompact(num_in_ch=first.shape[1], **arch)
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state.items()}
     if got != expected:
         wrong = sorted(set(got) ^ set(expected)) or sorted(k for k in got if got[k] != expected[k])
