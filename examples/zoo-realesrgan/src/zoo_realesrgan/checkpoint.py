@@ -81,6 +81,7 @@ def architecture(state: dict[str, torch.Tensor], name: str = "the checkpoint") -
     return arch
 
 
+# --8<-- [start:format]
 def convert(src: Path, dst: Path) -> None:
     """Write a Real-ESRGAN checkpoint as safetensors, its architecture in the header metadata."""
     from safetensors.torch import save_file
@@ -136,3 +137,4 @@ def load_checkpoint(path: str | os.PathLike[str], *, device: str | torch.device 
     kwargs = file_kwargs(spec, arch, source=entry.path.name)  # data read from a file: checked against the builder
     info = ModelInfo(weights=path.name, builder_kwargs=kwargs, weights_sha256=entry.sha256)
     return build_model(spec, info=info, weights_file=entry.path, device=device)
+# --8<-- [end:format]
