@@ -96,9 +96,7 @@ def test_plugins_and_examples_import_only_zoo_and_zoo_ext() -> None:
     assert len(SOURCES) > 40  # the first-party plugins and both example plugins are scanned
     assert any("zoo-realesrgan" in str(path) for path in SOURCES)
     found = [
-        use
-        for path in SOURCES
-        for use in private_uses(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))
+        use for path in SOURCES for use in private_uses(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))
     ]
     assert found == [], "plugins and examples may import only `zoo` and `zoo.ext`:\n" + "\n".join(found)
 

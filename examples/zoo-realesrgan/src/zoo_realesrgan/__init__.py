@@ -51,4 +51,3 @@ def srvgg_compact(num_feat: int = 64, num_conv: int = 16, upscale: int = 4, act:
     from zoo_realesrgan.arch import SRVGGNetCompact
 
     return SRVGGNetCompact(num_feat=num_feat, num_conv=num_conv, upscale=upscale, act=act)
-

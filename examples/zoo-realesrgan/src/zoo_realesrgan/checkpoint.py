@@ -137,4 +137,6 @@ def load_checkpoint(path: str | os.PathLike[str], *, device: str | torch.device 
     kwargs = file_kwargs(spec, arch, source=entry.path.name)  # data read from a file: checked against the builder
     info = ModelInfo(weights=path.name, builder_kwargs=kwargs, weights_sha256=entry.sha256)
     return build_model(spec, info=info, weights_file=entry.path, device=device)
+
+
 # --8<-- [end:format]
