@@ -13,8 +13,7 @@ never imports torch or huggingface_hub.
 
 from __future__ import annotations
 
-from zoo.plugin import Plugin
-from zoo.specs import ModelSpec
+from zoo import ModelSpec, Plugin
 from zoo_hf.mixin import build_mixin
 from zoo_hf.scheme import resolve
 from zoo_hf.timm_models import build_timm

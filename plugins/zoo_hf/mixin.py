@@ -17,7 +17,7 @@ import inspect
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from zoo.errors import InputError, UnsupportedError
+from zoo import InputError, UnsupportedError
 
 if TYPE_CHECKING:
     import torch

@@ -17,9 +17,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from zoo import settings
-from zoo.errors import DownloadError, OfflineError, UnknownModelError, UnsupportedError
-from zoo.specs import Artifact
+from zoo import Artifact, DownloadError, OfflineError, UnknownModelError, UnsupportedError
+from zoo.ext import cache_root, is_offline
 
 __all__ = ["INSTALL_HINT", "HubTarget", "RepoFile", "Snapshot", "artifact_name", "hub", "parse_target", "snapshot"]
 
@@ -85,7 +84,7 @@ class Snapshot:
 
     def fetch(self, path: str, fmt: str = "repo") -> Path:
         """A verified local copy of a file of this commit, through the zoo store."""
-        from zoo.store import get_store
+        from zoo.ext import get_store
 
         return get_store().fetch(self.artifact(path, fmt))
 
@@ -117,7 +116,7 @@ def hub() -> Any:
     Raises:
         UnsupportedError: huggingface_hub is not installed.
     """
-    from zoo.offline import configure_backends
+    from zoo.ext import configure_backends
 
     configure_backends()
     try:
@@ -129,11 +128,11 @@ def hub() -> Any:
 
 def offline() -> bool:
     """True when zoo, or huggingface_hub itself (`HF_HUB_OFFLINE`), is offline."""
-    return settings.offline() or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    return is_offline() or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def _repo_folder(repo_id: str) -> Path:
-    return settings.cache_root() / "hf" / "hub" / f"models--{repo_id.replace('/', '--')}"
+    return cache_root() / "hf" / "hub" / f"models--{repo_id.replace('/', '--')}"
 
 
 def snapshot(target: HubTarget) -> Snapshot:
@@ -232,7 +231,7 @@ def _read_ref(folder: Path, rev: str) -> str | None:
 
 def _recorded_files(repo_id: str) -> dict[str, set[str]]:
     """Files of `repo_id` in the zoo cache, by commit, from their records (`hf:org/repo@<commit>/<path>`)."""
-    from zoo.store import get_store
+    from zoo.ext import get_store
 
     store = get_store()
     prefix = f"hf:{repo_id}@"

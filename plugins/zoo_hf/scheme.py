@@ -15,9 +15,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from zoo.arguments import file_kwargs, parse_json
-from zoo.errors import InputError, UnknownModelError, UnsupportedError, ZooError
-from zoo.specs import ModelSpec, Weights
+from zoo import InputError, ModelSpec, UnknownModelError, UnsupportedError, Weights, ZooError
+from zoo.ext import file_kwargs, parse_json
 from zoo_hf.repo import Snapshot, parse_target, snapshot
 from zoo_hf.timm_models import is_timm_config, parse_timm_config, require_timm, timm_labels, timm_preprocess
 
@@ -85,7 +84,7 @@ def _weights(snap: Snapshot, *, meta: dict[str, Any] | None = None, **fields: An
 
 
 def _checkpoint_spec(snap: Snapshot, config: dict[str, Any], tag: str) -> ModelSpec:
-    from zoo.checkpoint import CheckpointInfo
+    from zoo.ext import CheckpointInfo
 
     source = f"hf:{snap.pinned}/config.json"
     info = CheckpointInfo.from_config(config, source=source)
@@ -112,11 +111,9 @@ def _checkpoint_spec(snap: Snapshot, config: dict[str, Any], tag: str) -> ModelS
 
 def _declared(plugin_name: str, model: str, snap: Snapshot) -> ModelSpec:
     """The spec of the model a zoo checkpoint holds, from the plugin that declares it."""
-    from zoo.registry import USER_PLUGIN, get_registry
+    from zoo.ext import USER_PLUGIN, declared_spec
 
-    registry = get_registry()
-    plugin = registry.plugins.get(plugin_name)
-    spec = plugin.specs.get(model) if plugin is not None else None
+    spec = declared_spec(plugin_name, model)
     if spec is not None:
         return spec
     if plugin_name == USER_PLUGIN:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoo.tasks.base import Task
+from zoo import Task
 
 __all__ = ["RawForward"]
 

@@ -9,8 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from zoo.errors import UnsupportedError
-from zoo.specs import ImagePreprocess
+from zoo import ImagePreprocess, UnsupportedError
 
 if TYPE_CHECKING:
     import torch

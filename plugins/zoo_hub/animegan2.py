@@ -12,8 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from zoo.plugin import Plugin
-from zoo.specs import ImagePreprocess, ModelSpec, Weights
+from zoo import ImagePreprocess, ModelSpec, Plugin, Weights
 from zoo_hub.names import HubTarget
 
 __all__ = ["FACE2PAINT", "TAGS", "build", "declare"]

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from zoo.cli.render import echo_json, table
+from zoo.ext import echo_json, table
 
 if TYPE_CHECKING:
     from zoo_hub.hubconf import HubConf

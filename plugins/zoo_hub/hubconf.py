@@ -7,7 +7,7 @@ import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zoo.errors import UnsupportedError, ZooError
+from zoo import UnsupportedError, ZooError
 
 __all__ = ["Entry", "HubConf", "read_hubconf"]
 

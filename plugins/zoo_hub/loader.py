@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from zoo import trust as trust_store
-from zoo.errors import ZooError
+from zoo import ZooError
+from zoo.ext import check_trust
 from zoo_hub.hubconf import read_hubconf
 from zoo_hub.isolation import RepoScope, guarded, scoped
 from zoo_hub.names import HubTarget, parse_target
@@ -58,7 +58,7 @@ def call_entry(repo: HubRepo, entry: str, kwargs: dict[str, Any], *, trust: bool
 
     An `nn.Module` result has its forward run inside the repo's scope too.
     """
-    trust_store.check(repo.key, repo.commit, trust=trust, archive_sha256=repo.archive_sha256)
+    check_trust(repo.key, repo.commit, trust=trust, archive_sha256=repo.archive_sha256)
     conf = read_hubconf(repo.root)
     conf.entry(entry)
     missing = conf.missing_dependencies()
@@ -126,8 +126,8 @@ def _rebind(modules: list[Any], table: dict[int, Any]) -> list[Any]:
 
 
 def _fetch(url: str, file_name: str | None = None, hash_prefix: str | None = None) -> Path:
-    from zoo.specs import Artifact
-    from zoo.store import get_store
+    from zoo import Artifact
+    from zoo.ext import get_store
 
     name = file_name or unquote(urlsplit(url).path.rsplit("/", 1)[-1])
     try:

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoo.errors import UnknownModelError
+from zoo import UnknownModelError
 
 __all__ = ["HubTarget", "parse_target"]
 

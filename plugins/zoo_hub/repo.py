@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoo.errors import ZooError
+from zoo import ZooError
 from zoo_hub.names import HubTarget
 
 __all__ = ["HubRepo", "locate"]
@@ -57,7 +57,7 @@ def locate(target: HubTarget) -> HubRepo:
             raise ZooError(f"{root} has no hubconf.py: it is not a torch.hub repo folder.")
         return HubRepo(str(root), root, git_head(root))
     ref = target.ref or default_ref(target.owner or "", target.repo or "")
-    from zoo.store import repo_snapshot
+    from zoo.ext import repo_snapshot
 
     root = repo_snapshot(target.owner or "", target.repo or "", ref)
     if not (root / "hubconf.py").is_file():
@@ -79,9 +79,8 @@ def default_ref(owner: str, repo: str) -> str:
         DownloadError: neither branch could be fetched (the message names both).
         OfflineError: offline and neither is cached.
     """
-    from zoo.errors import DownloadError, OfflineError
-    from zoo.store import repo_snapshot
-    from zoo.store.github import cached_ref
+    from zoo import DownloadError, OfflineError
+    from zoo.ext import cached_ref, repo_snapshot
 
     cached = cached_ref(owner, repo, DEFAULT_REFS)
     if cached is not None:

@@ -33,8 +33,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from zoo import settings
-from zoo.errors import OfflineError, UntrustedCodeError
+from zoo import OfflineError, UntrustedCodeError
+from zoo.ext import is_offline
 
 __all__ = ["SandboxError", "guarded", "refusal"]
 
@@ -103,7 +103,7 @@ def refusal(command: Any) -> str | None:
     installer = _installer(words)
     if installer:
         return f"zoo never installs packages for hub code ({installer})"
-    if settings.offline():
+    if is_offline():
         net = _network(words)
         if net:
             return f"offline (ZOO_OFFLINE=1) and it reaches the network ({net})"
@@ -203,7 +203,7 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
         raise _refuse(f"ctypes {args[1]}", "hub code may not start programs through libc")
     elif event == "import" and args and str(args[0]).partition(".")[0] in INSTALLER_MODULES:
         raise _refuse(f"import {args[0]}", "zoo never installs packages for hub code")
-    elif event == "socket.connect" and settings.offline():
+    elif event == "socket.connect" and is_offline():
         raise OfflineError(f"Offline (ZOO_OFFLINE=1): hub code tried to connect to {args[1]!r}; nothing was sent.")
     elif event in {"socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex"} and _named_host(args):
         raise OfflineError(f"Offline (ZOO_OFFLINE=1): hub code tried to look up {args[0]!r}; nothing was sent.")
@@ -215,7 +215,7 @@ def _named_host(args: tuple[Any, ...]) -> bool:
     """True when offline and a lookup is for a host name (which asks a resolver), not an IP address literal."""
     import ipaddress
 
-    if not settings.offline() or not args or not isinstance(args[0], (str, bytes)):
+    if not is_offline() or not args or not isinstance(args[0], (str, bytes)):
         return False
     host = args[0].decode(errors="replace") if isinstance(args[0], bytes) else args[0]
     try:

@@ -6,7 +6,7 @@ import re
 from functools import partial
 from typing import Any
 
-from zoo.specs import ModelSpec
+from zoo import ModelSpec
 from zoo_hub.names import HubTarget, parse_target
 
 __all__ = ["build_entry", "resolve"]
@@ -34,7 +34,7 @@ def _archives(target: HubTarget) -> list[dict[str, str]]:
     """The GitHub archives `zoo fetch` locks for this repo's code (the default branch: main, then master)."""
     if target.path is not None or target.owner is None or target.repo is None:
         return []
-    from zoo.store.github import archive_artifact
+    from zoo.ext import archive_artifact
     from zoo_hub.repo import DEFAULT_REFS
 
     refs = (target.ref,) if target.ref else DEFAULT_REFS

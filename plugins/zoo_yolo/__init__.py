@@ -16,8 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from zoo.plugin import Plugin
-from zoo.specs import ModelSpec, Weights
+from zoo import ModelSpec, Plugin, Weights
 from zoo_yolo.build import Arch, build, fp32_hook
 from zoo_yolo.runtime import INSTALL_HINT
 

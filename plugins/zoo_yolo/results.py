@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from zoo.results import Classification, Detections
+from zoo import Classification, Detections
 
 if TYPE_CHECKING:
     import numpy as np

@@ -30,8 +30,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
-from zoo.errors import UnsupportedError
-from zoo.offline import backend_dirs, configure_backends
+from zoo import UnsupportedError
+from zoo.ext import backend_dirs, configure_backends
 
 __all__ = ["INSTALL_HINT", "config_dir", "quiet", "ultralytics_module"]
 

@@ -12,16 +12,14 @@ from collections.abc import Sequence
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
-from zoo.errors import InputError
-from zoo.images import collect_images, decode
-from zoo.tasks.base import Task
+from zoo import InputError, Task
+from zoo.ext import collect_images, decode
 from zoo_yolo.build import Arch
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from zoo.model import Model
-    from zoo.results import Classification
+    from zoo import Classification, Model
     from zoo_yolo.results import YoloDetections
 
 __all__ = ["UltralyticsTask"]

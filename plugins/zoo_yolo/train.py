@@ -20,12 +20,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo import settings
-from zoo.errors import InputError
+from zoo import InputError
+from zoo.ext import cache_root
 from zoo_yolo.build import Arch, build, fp32_hook, model_yaml, task_classes
 
 if TYPE_CHECKING:
-    from zoo.model import Model
+    from zoo import Model
 
 __all__ = ["BEST_NAME", "finetune", "resolve_data"]
 
@@ -115,7 +115,7 @@ def _out_folder(model: Model, arch: Arch, out: str | os.PathLike[str] | None) ->
         folder = Path(out).expanduser().absolute()
         folder.mkdir(parents=True, exist_ok=True)
         return folder
-    runs = settings.cache_root() / "ultralytics" / "runs" / arch.task
+    runs = cache_root() / "ultralytics" / "runs" / arch.task
     runs.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f"{model.spec.name}-{time.strftime('%Y%m%d-%H%M%S')}-", dir=runs))
 
@@ -161,7 +161,7 @@ def _start_weights(model: Model) -> Any:
 
 def _adopt(model: Model, arch: Arch, trainer: Any) -> None:
     """Load the trainer's best weights (read safely) into a fresh module with the data's classes."""
-    from zoo.checkpoint import load_state_dict_into, read_state_dict
+    from zoo.ext import load_state_dict_into, read_state_dict
 
     best = Path(trainer.best if Path(trainer.best).is_file() else trainer.last)
     state = fp32_hook(read_state_dict(best))

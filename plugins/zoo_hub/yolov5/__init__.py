@@ -6,8 +6,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from zoo.plugin import Plugin
-from zoo.specs import ModelSpec, Weights
+from zoo import ModelSpec, Plugin, Weights
 from zoo_hub.yolov5.config import COCO_NAMES, SIZES, model_yaml
 
 __all__ = ["RELEASE", "build", "declare", "fp32_hook"]
@@ -76,6 +75,6 @@ def build(size: str, *, backend: str = "native", nc: int = 80, trust: bool | Non
         from zoo_hub.yolov5.hub import build_hub
 
         return build_hub(size, nc=nc, trust=trust, repo=repo, ref=ref)
-    from zoo.errors import UnsupportedError
+    from zoo import UnsupportedError
 
     raise UnsupportedError(f"YOLOv5 backend {backend!r} is unknown: use backend='native' or backend='hub'.")

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.errors import UnsupportedError
+from zoo import UnsupportedError
 
 __all__ = ["C3", "SPPF", "Bottleneck", "Concat", "Conv", "Detect", "YOLOv5", "build"]
 

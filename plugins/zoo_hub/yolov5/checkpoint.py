@@ -10,12 +10,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.errors import UnsupportedError
+from zoo import UnsupportedError
 
 if TYPE_CHECKING:
     import torch
 
-    from zoo.model import Model
+    from zoo import Model
 
 __all__ = ["convert", "load_checkpoint", "read_checkpoint"]
 
@@ -26,9 +26,9 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     Raises:
         UnsupportedError: the file is not a YOLOv5 checkpoint (no pickled model with a yaml).
     """
-    from zoo import safe_pickle
+    from zoo.ext import module_state_dict, read_pickle
 
-    ckpt = safe_pickle.load(path)
+    ckpt = read_pickle(path)
     stub = ckpt.get("ema") or ckpt.get("model") if isinstance(ckpt, dict) else ckpt
     state = getattr(stub, "state", None)
     if not isinstance(state, dict) or not isinstance(state.get("yaml"), dict):
@@ -39,7 +39,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     stride = state.get("stride")
     meta = {"yaml": state["yaml"], "names": [str(n) for n in names],
             "stride": [float(s) for s in stride.tolist()] if hasattr(stride, "tolist") else None}  # fmt: skip
-    tensors = safe_pickle.module_state_dict(stub)
+    tensors = module_state_dict(stub)
     return {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, meta
 
 
@@ -47,7 +47,7 @@ def convert(src: Path, dst: Path) -> None:
     """Write a YOLOv5 checkpoint as safetensors, its yaml and names in the header metadata."""
     from safetensors.torch import save_file
 
-    from zoo.checkpoint import untie
+    from zoo.ext import untie
 
     state, meta = read_checkpoint(src)
     save_file(untie(state), str(dst), metadata={"format": "pt", "zoo.yolov5": json.dumps(meta)})
@@ -57,12 +57,8 @@ def load_checkpoint(path: str | Path, *, device: str = "auto") -> Model:
     """Load a YOLOv5 `.pt` file as an object-detection `Model` (converted once, cached by content hash)."""
     from safetensors import safe_open
 
-    from zoo.checkpoint import build_module
-    from zoo.device import resolve_device
-    from zoo.model import Model
-    from zoo.specs import ModelSpec
-    from zoo.store import CacheEntry, get_store
-    from zoo.store.cache import hash_file
+    from zoo import ModelSpec
+    from zoo.ext import CacheEntry, ModelInfo, build_model, get_store, hash_file
     from zoo_hub.yolov5.arch import build
 
     path = Path(path)
@@ -75,7 +71,5 @@ def load_checkpoint(path: str | Path, *, device: str = "auto") -> Model:
     spec = ModelSpec(name=path.stem.lower().replace(":", "_") or "yolov5", task="object-detection",
                      builder=partial(build, meta["yaml"], names=names), plugin="hub", labels=names,
                      meta={"family": "yolov5", "image_size": 640, "checkpoint": str(path)})  # fmt: skip
-    module = build_module(spec.builder, {}, entry.path).eval()
-    target = resolve_device(device)
-    module.to(target)
-    return Model(module, spec, weights=path.name, device=target, labels=names, weights_sha256=entry.sha256)
+    info = ModelInfo(weights=path.name, labels=names, weights_sha256=entry.sha256)
+    return build_model(spec, info=info, weights_file=entry.path, device=device)
