@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from zoo.checkpoint.metadata import CheckpointInfo
     from zoo.model import Model
     from zoo.store.http import Progress
+    from zoo.tasks.base import TaskCapabilities
 
-__all__ = ["checkpoint_info", "fetch", "info", "list_models", "load", "plugins", "register"]
+__all__ = ["capabilities", "checkpoint_info", "fetch", "info", "list_models", "load", "plugins", "register"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -96,7 +97,7 @@ def load_spec(
     if (
         new_classes is not None
         and new_classes != builder_kwargs.get("num_classes")
-        and not spec.task.endswith("classification")
+        and not get_registry().task_capabilities(spec.task).head
     ):
         raise UnsupportedError(
             f"{spec.name} is a {spec.task} model: its head is not a classifier's. Load '{spec.name}:none' with "
@@ -240,6 +241,17 @@ def info(name: str | os.PathLike[str]) -> ModelSpec:
         return checkpoint_spec(checkpoint_info(path), path)
     spec, _ = get_registry().resolve(_text(name))
     return spec
+
+
+def capabilities(name: str | os.PathLike[str]) -> TaskCapabilities:
+    """What the task of model `name` can do (`predict`, `finetune`, `plot`, ...), without building it or
+    fetching its weights. Never imports torch for zoo's own tasks.
+
+    Raises:
+        UnknownModelError: unknown model name.
+        PluginError: no plugin implements the model's task.
+    """
+    return get_registry().task_capabilities(info(name).task)
 
 
 def checkpoint_info(path: str | os.PathLike[str]) -> CheckpointInfo:

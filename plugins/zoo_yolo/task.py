@@ -9,12 +9,13 @@ nothing is written anywhere (`save=False`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import InputError
 from zoo.images import collect_images, decode
-from zoo.tasks.base import Task
+from zoo.tasks.base import Task, TaskCapabilities
 from zoo_yolo.build import Arch
 
 if TYPE_CHECKING:
@@ -24,13 +25,27 @@ if TYPE_CHECKING:
     from zoo.results import Classification
     from zoo_yolo.results import YoloDetections
 
-__all__ = ["UltralyticsTask"]
+__all__ = ["HUB_PIPELINES", "UltralyticsTask"]
+
+#: The Hugging Face Hub pipeline tag of each zoo task this class serves (pose and obb have none).
+HUB_PIPELINES = {
+    "ultralytics-detect": "object-detection",
+    "ultralytics-segment": "image-segmentation",
+    "ultralytics-classify": "image-classification",
+}
 
 
 class UltralyticsTask(Task):
     """Predict (and fine-tune) with an ultralytics model, through ultralytics' predictor and trainer."""
 
     name = "ultralytics"
+    finetunes = True  # with ultralytics' own trainer (`finetune` below)
+    evaluates = True  # ultralytics' validator scores each epoch
+
+    @classmethod
+    def capabilities(cls, task: str | None = None) -> TaskCapabilities:
+        """The declared capabilities, with the Hub pipeline tag of the ultralytics task served as `task`."""
+        return replace(super().capabilities(task), hub_pipeline=HUB_PIPELINES.get(task or ""))
 
     def __init__(self, model: Model) -> None:
         super().__init__(model)

@@ -75,8 +75,7 @@ def finetune(
     from zoo.train.trainer import Trainer, summary
 
     config = _config(epochs=epochs, lr=lr, batch_size=batch_size, strategy=strategy, **options)
-    if not model.spec.task.endswith("classification"):
-        raise UnsupportedError(f"{model.name} is a {model.spec.task} model: finetune trains classifiers.")
+    type(model.task).capabilities(model.spec.task).require("head", model.name)  # zoo's loop trains classifier heads
     target = resolve_device(device) if device is not None else model.device
     with dist.session(target) as (info, target):
         split = load_data(train, val, labels=labels, val_split=config.val_split, seed=config.seed or 0)
