@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from zoo.arguments import refuse_caller_only
 from zoo.errors import InputError, UnsupportedError
 from zoo.names import is_path
-from zoo.plugin import _defaults, _first_line
+from zoo.plugin import Plugin
 from zoo.registry import USER_PLUGIN, PluginInfo, get_registry
 from zoo.specs import ImagePreprocess, ModelSpec, Weights
 
@@ -106,8 +106,8 @@ def load_spec(
     if new_classes is not None:  # pretrained weights, a new label set: keep the trunk, swap the head
         from zoo.train.heads import num_outputs, replace_head
 
-        if num_outputs(module) != new_classes:
-            replace_head(module, new_classes)
+        if num_outputs(module, spec.head) != new_classes:
+            replace_head(module, new_classes, head=spec.head)
         builder_kwargs["num_classes"] = new_classes
     place_module(module, target)
     model = Model(
@@ -293,13 +293,17 @@ def register(
     default_weights: str | None = None,
     preprocess: ImagePreprocess | None = None,
     description: str | None = None,
+    state_dict_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     caller_only: Sequence[str] = (),
+    head: str | Sequence[str] | None = None,
     **meta: Any,
 ) -> Callable[[F], F]:
     """Decorator that registers an in-script model builder under `name` (plugin `user`).
 
-    `caller_only` names builder parameters that choose code, trust or a source: zoo takes them only from a
-    caller's keyword, never from a checkpoint (see `ModelSpec.caller_only`).
+    It declares the model exactly as `Plugin.model` does (same arguments, same spec), in the in-script
+    plugin; registering a name again replaces the earlier builder. `caller_only` names builder parameters
+    that choose code, trust or a source: zoo takes them only from a caller's keyword, never from a
+    checkpoint (see `ModelSpec.caller_only`).
 
     Example:
         ```python
@@ -311,25 +315,23 @@ def register(
         zoo.load("mynet").predict(image)
         ```
     """
-
     def decorate(builder: F) -> F:
-        tags = dict(weights or {})
-        get_registry().add_spec(
-            ModelSpec(
-                name=name,
-                task=task,
-                builder=builder,
-                plugin=USER_PLUGIN,
-                labels=tuple(labels) if labels is not None else None,
-                preprocess=preprocess,
-                weights=tags,
-                default_weights=default_weights or next(iter(tags), None),
-                description=description if description is not None else _first_line(builder.__doc__),
-                defaults=_defaults(builder),
-                meta=meta,
-                caller_only=frozenset(caller_only),
-            )
-        )
+        scratch = Plugin(USER_PLUGIN)
+        scratch.model(
+            name,
+            task=task,
+            labels=labels,
+            weights=weights,
+            default_weights=default_weights,
+            preprocess=preprocess,
+            description=description,
+            state_dict_hook=state_dict_hook,
+            caller_only=caller_only,
+            head=head,
+            **meta,
+        )(builder)
+        (spec,) = scratch.specs.values()
+        get_registry().add_spec(spec)
         return builder
 
     return decorate

@@ -94,6 +94,7 @@ class Plugin:
         description: str | None = None,
         state_dict_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         caller_only: Sequence[str] = (),
+        head: str | Sequence[str] | None = None,
         **meta: Any,
     ) -> Callable[[F], F]:
         """Decorator that declares the decorated builder as model `name`.
@@ -101,7 +102,8 @@ class Plugin:
         The first weights tag is the default unless `default_weights` names another. The builder's
         keyword defaults are recorded (shown by `zoo info`); its docstring's first line is the
         description unless one is given. `caller_only` names the builder parameters that choose code,
-        trust or a source: zoo never takes them from a file (see `ModelSpec.caller_only`).
+        trust or a source: zoo never takes them from a file (see `ModelSpec.caller_only`). `head` says
+        where a classifier keeps its head (see `ModelSpec.head`; default: its last Linear layer).
         """
 
         def decorate(builder: F) -> F:
@@ -121,6 +123,7 @@ class Plugin:
                     meta=meta,
                     state_dict_hook=state_dict_hook,
                     caller_only=frozenset(caller_only),
+                    head=head if head is None or isinstance(head, str) else tuple(head),
                 )
             )
             return builder

@@ -105,12 +105,12 @@ def _fit_model(model: Model, split: DataSplit, config: TrainConfig, device: torc
     from zoo.train.heads import num_outputs, replace_head
 
     count = len(split.labels)
-    outputs = num_outputs(model.module)
+    outputs = num_outputs(model.module, model.spec.head)
     if outputs != count:
         if outputs is None:
             raise UnsupportedError(f"Cannot find the head of {model.name} to give it {count} classes.")
         log.info("replacing the %d-class head of %s with a %d-class one", outputs, model.name, count)
-        replace_head(model.module, count, seed=config.seed or 0)
+        replace_head(model.module, count, seed=config.seed or 0, head=model.spec.head)
         model.builder_kwargs["num_classes"] = count
     model.labels = split.labels
     if config.image_size is not None:
