@@ -24,6 +24,7 @@ from zoo.plugin import Plugin, SchemeResolver
 from zoo.specs import ModelSpec
 
 if TYPE_CHECKING:
+    from zoo.backends import Backend
     from zoo.tasks.base import Task, TaskCapabilities
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginInfo", "Registry", "get_registry", "reset_registry"]
@@ -272,6 +273,10 @@ class Registry:
         except KeyError:
             known = ", ".join(sorted(self._tasks))
             raise PluginError(f"No plugin implements task {task!r}. Known tasks: {known}.") from None
+
+    def backends(self) -> list[Backend]:
+        """The backend libraries the loaded plugins declare (`Plugin.backend`), in load order."""
+        return [backend for plugin in self.plugins.values() for backend in plugin.backends.values()]
 
     def scheme_names(self) -> list[str]:
         """The name schemes (`hf`, `hub`, ...) loaded plugins resolve."""

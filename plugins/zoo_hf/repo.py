@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -21,7 +23,17 @@ from zoo import settings
 from zoo.errors import DownloadError, OfflineError, UnknownModelError, UnsupportedError
 from zoo.specs import Artifact
 
-__all__ = ["INSTALL_HINT", "HubTarget", "RepoFile", "Snapshot", "artifact_name", "hub", "parse_target", "snapshot"]
+__all__ = [
+    "INSTALL_HINT",
+    "HubTarget",
+    "RepoFile",
+    "Snapshot",
+    "artifact_name",
+    "hub",
+    "parse_target",
+    "refresh_hub_constants",
+    "snapshot",
+]
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +137,19 @@ def hub() -> Any:
     except ImportError:
         raise UnsupportedError(f"hf: models need huggingface_hub: {INSTALL_HINT}.") from None
     return huggingface_hub
+
+
+def refresh_hub_constants(offline: bool, changed: Mapping[str, str]) -> None:
+    """Update an already imported huggingface_hub, which reads its environment at import (the `hf` backend's
+    `refresh`): its offline flag when zoo is offline, its folders when `HF_HOME` was just set."""
+    constants: Any = sys.modules.get("huggingface_hub.constants")
+    if constants is None:
+        return
+    if offline:
+        constants.HF_HUB_OFFLINE = True
+    if "HF_HOME" in changed:
+        constants.HF_HOME = changed["HF_HOME"]
+        constants.HF_HUB_CACHE = os.path.join(changed["HF_HOME"], "hub")
 
 
 def offline() -> bool:
