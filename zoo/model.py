@@ -161,7 +161,9 @@ class Model:
         Raises:
             UnsupportedError: the model's task declares no `finetune` capability.
         """
-        return self.task.finetune(train, val, **options)
+        task = self.task
+        type(task).capabilities(self.spec.task).require("finetune", self.name)  # declared, never guessed
+        return task.finetune(train, val, **options)
 
     def push_to_hub(self, repo_id: str, **options: Any) -> HubUpload:
         """Upload this model to Hugging Face Hub repo `repo_id` as a zoo checkpoint folder with a model card.

@@ -1,12 +1,12 @@
-"""One cache and one offline switch for every backend library a plugin drives (Hugging Face, ultralytics, ...).
+"""One cache and one offline switch for every backend library a plugin drives, as the plugin declares them.
 
 A plugin declares each library it drives with `Plugin.backend(name, home_env=..., offline_env=...)`: the
 environment variable that points the library's folder (set to ``<zoo root>/<name>``) and the library's own
 offline switches. `configure_backends()` applies every declaration of the loaded plugins: it points each
 folder under the zoo cache root and, with ``ZOO_OFFLINE=1``, sets each offline switch, so code that calls
-the library directly (a plugin calling `transformers`, `torch.hub` or `ultralytics`) makes no network call
+the library directly (a plugin's own calls into a hub or model library) makes no network call
 either. zoo calls it from the store and the loaders, never at `import zoo`; plugins call it before using
-such a library. The core names no library: `zoo plugins` shows what each plugin declares.
+such a library. The core names no library.
 
 A folder variable the user already set is left alone (their cache is reused); the offline switches are
 always set when zoo is offline.
@@ -47,7 +47,7 @@ def configure_backends(*, offline: bool | None = None, backends: Iterable[Backen
 
     Args:
         offline: whether to set the offline switches; default: `settings.offline()`. False leaves them
-            as they are (a user's own `HF_HUB_OFFLINE=1` stays).
+            as they are (a switch the user set stays set).
         backends: the backends to configure; default: every one the loaded plugins declare.
 
     Returns:

@@ -29,7 +29,7 @@ class Head:
     """Where a classifier's head sits and what it maps.
 
     Attributes:
-        path: dotted module path, e.g. `fc`, `classifier.6`, `heads.head`.
+        path: dotted module path, e.g. `fc`, `classifier.6`.
         in_features: features (or channels) the head receives.
         out_features: classes it produces.
         aux_paths: auxiliary heads replaced together with it.
