@@ -65,7 +65,11 @@ def test_capabilities_are_read_from_the_task_class_without_building_the_model(ta
     frozen = zoo.capabilities("frozen-net")
     assert isinstance(frozen, zoo.TaskCapabilities)
     assert (frozen.task, frozen.predict, frozen.finetune, frozen.plot, frozen.head) == (
-        "untrainable", True, False, False, False
+        "untrainable",
+        True,
+        False,
+        False,
+        False,
     )
     assert zoo.capabilities("own-net").finetune is True
     classifier = zoo.capabilities("lenet5")
@@ -100,9 +104,9 @@ def test_model_finetune_calls_only_the_declared_hook(tasks: zoo.Plugin) -> None:
     model = zoo.load("own-real", device="cpu")
     assert model.finetune("data.yaml", epochs=2) is model
     assert model.trained_with == ("data.yaml", None, {"epochs": 2})  # type: ignore[attr-defined]
-    with pytest.raises(zoo.UnsupportedError, match="declares no 'head' capability"):
-        from zoo.train import finetune
+    from zoo.train import finetune
 
+    with pytest.raises(zoo.UnsupportedError, match="declares no 'head' capability"):
         finetune(model, (torch.rand(4, 2), torch.tensor([0, 1, 0, 1])))
 
 

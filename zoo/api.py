@@ -315,6 +315,7 @@ def register(
         zoo.load("mynet").predict(image)
         ```
     """
+
     def decorate(builder: F) -> F:
         scratch = Plugin(USER_PLUGIN)
         scratch.model(

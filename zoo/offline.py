@@ -26,6 +26,7 @@ __all__ = ["Backend", "backend_dirs", "configure_backends", "declared_backends"]
 
 log = logging.getLogger(__name__)
 
+
 def declared_backends() -> list[Backend]:
     """The backends the loaded plugins declare, in plugin load order."""
     from zoo.registry import get_registry

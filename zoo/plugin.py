@@ -21,8 +21,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from zoo.errors import PluginError
 from zoo.backends import Backend, Refresh
+from zoo.errors import PluginError
 from zoo.specs import ImagePreprocess, ModelSpec, Weights
 
 __all__ = ["Plugin", "SchemeResolver"]

@@ -341,7 +341,9 @@ class ModelSpec:
             object.__setattr__(self, "head", tuple(self.head))
         for path in (self.head,) if isinstance(self.head, str) else self.head or ():
             if not isinstance(path, str) or not _MODULE_PATH.fullmatch(path):
-                raise PluginError(f"Head {path!r} of {self.name!r} is not a dotted module path such as 'fc' or 'heads.head'.")
+                raise PluginError(
+                    f"Head {path!r} of {self.name!r} is not a dotted module path such as 'fc' or 'heads.head'."
+                )
         if not _TAG.fullmatch(self.name or ""):
             raise PluginError(
                 f"Model name {self.name!r} is invalid: use letters, digits, '.', '_', '+' and '-', starting with a "

@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
+from zoo.cli.checks import require_capability
 from zoo.cli.render import echo_json
 from zoo.errors import InputError, SkippedInputsWarning, ZooWarning
-from zoo.cli.checks import require_capability
 
 #: The flags that set a task option, by option name; `--save` is checked against the task's `plot` capability.
 FLAGS = {"top_k": "--top-k", "batch_size": "--batch-size", "conf": "--conf", "iou": "--iou"}
