@@ -15,7 +15,7 @@ from tests.conftest import ROOT, tiny_cnn
 from zoo.train.heads import find_head, head_parameters, replace_head
 
 CATALOG = json.loads((ROOT / "plugins" / "zoo_torchvision" / "catalog.json").read_text())["models"]
-#: The head each family must get: the per-family rule, written out.
+#: The head each family must get, where the torchvision plugin declares it (`ModelSpec.head`), written out.
 EXPECTED_HEAD = {
     "alexnet": "classifier.6",
     "convnext": "classifier.2",
@@ -59,11 +59,12 @@ def test_every_torchvision_classifier_gets_a_new_head(name: str, one_thread: Non
     with torch.device("meta"):
         module = build(name, **kwargs)
         rebuilt = build(name, **{**kwargs, "num_classes": 7})
-    before = find_head(module)
+    head = zoo.info(name).head  # declared by the torchvision plugin
+    before = find_head(module, head)
     assert before.path == EXPECTED_HEAD[entry["family"]]
     assert before.out_features == 1000
 
-    after = replace_head(module, 7)
+    after = replace_head(module, 7, head=head)
     assert after.path == before.path and after.in_features == before.in_features and after.out_features == 7
     # what zoo.load(checkpoint) rebuilds with num_classes=7 has exactly these keys and shapes
     shapes = {k: tuple(v.shape) for k, v in module.state_dict().items()}

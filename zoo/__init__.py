@@ -9,7 +9,7 @@ Importing zoo never imports torch; models import it when they are built.
 """
 
 from zoo._version import __version__
-from zoo.api import fetch, info, list_models, load, plugins, register
+from zoo.api import capabilities, fetch, info, list_models, load, plugins, register
 from zoo.errors import (
     ChecksumError,
     DownloadError,
@@ -29,7 +29,7 @@ from zoo.plugin import Plugin
 from zoo.registry import PluginInfo
 from zoo.results import Classification, Detections, ImageOutput, ResultList, SkippedInput
 from zoo.specs import Artifact, ImagePreprocess, ModelSpec, Weights
-from zoo.tasks.base import Task
+from zoo.tasks.base import Task, TaskCapabilities
 
 __all__ = [
     "Artifact",
@@ -51,6 +51,7 @@ __all__ = [
     "SkippedInput",
     "SkippedInputsWarning",
     "Task",
+    "TaskCapabilities",
     "UnknownModelError",
     "UnsupportedError",
     "UntrustedCodeError",
@@ -58,6 +59,7 @@ __all__ = [
     "ZooError",
     "ZooWarning",
     "__version__",
+    "capabilities",
     "fetch",
     "info",
     "list_models",

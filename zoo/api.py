@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from zoo.arguments import refuse_caller_only
 from zoo.errors import InputError, UnsupportedError
 from zoo.names import is_path
-from zoo.plugin import _defaults, _first_line
+from zoo.plugin import Plugin
 from zoo.registry import USER_PLUGIN, PluginInfo, get_registry
 from zoo.specs import ImagePreprocess, ModelSpec, Weights
 
@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from zoo.checkpoint.metadata import CheckpointInfo
     from zoo.model import Model
     from zoo.store.http import Progress
+    from zoo.tasks.base import TaskCapabilities
 
-__all__ = ["checkpoint_info", "fetch", "info", "list_models", "load", "plugins", "register"]
+__all__ = ["capabilities", "checkpoint_info", "fetch", "info", "list_models", "load", "plugins", "register"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -96,7 +97,7 @@ def load_spec(
     if (
         new_classes is not None
         and new_classes != builder_kwargs.get("num_classes")
-        and not spec.task.endswith("classification")
+        and not get_registry().task_capabilities(spec.task).head
     ):
         raise UnsupportedError(
             f"{spec.name} is a {spec.task} model: its head is not a classifier's. Load '{spec.name}:none' with "
@@ -105,8 +106,8 @@ def load_spec(
     if new_classes is not None:  # pretrained weights, a new label set: keep the trunk, swap the head
         from zoo.train.heads import num_outputs, replace_head
 
-        if num_outputs(module) != new_classes:
-            replace_head(module, new_classes)
+        if num_outputs(module, spec.head) != new_classes:
+            replace_head(module, new_classes, head=spec.head)
         builder_kwargs["num_classes"] = new_classes
     place_module(module, target)
     model = Model(
@@ -242,6 +243,17 @@ def info(name: str | os.PathLike[str]) -> ModelSpec:
     return spec
 
 
+def capabilities(name: str | os.PathLike[str]) -> TaskCapabilities:
+    """What the task of model `name` can do (`predict`, `finetune`, `plot`, ...), without building it or
+    fetching its weights. Never imports torch for zoo's own tasks.
+
+    Raises:
+        UnknownModelError: unknown model name.
+        PluginError: no plugin implements the model's task.
+    """
+    return get_registry().task_capabilities(info(name).task)
+
+
 def checkpoint_info(path: str | os.PathLike[str]) -> CheckpointInfo:
     """What a checkpoint written by `Model.save` records (model, plugin, labels, preprocessing, builder
     arguments, training summary), its builder arguments checked against the model's builder. Never imports torch.
@@ -281,13 +293,17 @@ def register(
     default_weights: str | None = None,
     preprocess: ImagePreprocess | None = None,
     description: str | None = None,
+    state_dict_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     caller_only: Sequence[str] = (),
+    head: str | Sequence[str] | None = None,
     **meta: Any,
 ) -> Callable[[F], F]:
     """Decorator that registers an in-script model builder under `name` (plugin `user`).
 
-    `caller_only` names builder parameters that choose code, trust or a source: zoo takes them only from a
-    caller's keyword, never from a checkpoint (see `ModelSpec.caller_only`).
+    It declares the model exactly as `Plugin.model` does (same arguments, same spec), in the in-script
+    plugin; registering a name again replaces the earlier builder. `caller_only` names builder parameters
+    that choose code, trust or a source: zoo takes them only from a caller's keyword, never from a
+    checkpoint (see `ModelSpec.caller_only`).
 
     Example:
         ```python
@@ -301,23 +317,22 @@ def register(
     """
 
     def decorate(builder: F) -> F:
-        tags = dict(weights or {})
-        get_registry().add_spec(
-            ModelSpec(
-                name=name,
-                task=task,
-                builder=builder,
-                plugin=USER_PLUGIN,
-                labels=tuple(labels) if labels is not None else None,
-                preprocess=preprocess,
-                weights=tags,
-                default_weights=default_weights or next(iter(tags), None),
-                description=description if description is not None else _first_line(builder.__doc__),
-                defaults=_defaults(builder),
-                meta=meta,
-                caller_only=frozenset(caller_only),
-            )
-        )
+        scratch = Plugin(USER_PLUGIN)
+        scratch.model(
+            name,
+            task=task,
+            labels=labels,
+            weights=weights,
+            default_weights=default_weights,
+            preprocess=preprocess,
+            description=description,
+            state_dict_hook=state_dict_hook,
+            caller_only=caller_only,
+            head=head,
+            **meta,
+        )(builder)
+        (spec,) = scratch.specs.values()
+        get_registry().add_spec(spec)
         return builder
 
     return decorate

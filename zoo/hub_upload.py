@@ -26,9 +26,6 @@ __all__ = ["HubUpload", "model_card", "push_to_hub"]
 
 #: Labels listed in full on the model card; longer label sets are shortened.
 MAX_CARD_LABELS = 50
-#: The Hub's pipeline tag of a task, by a word in the task's name.
-_PIPELINE_TAGS = (("classif", "image-classification"), ("detect", "object-detection"),
-                  ("segment", "image-segmentation"), ("image-to-image", "image-to-image"))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -87,7 +84,7 @@ def push_to_hub(
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:
         folder = Path(tmp) / "checkpoint"
         model.save(folder)
-        (folder / "README.md").write_text(model_card(model, repo_id), encoding="utf-8")
+        _card(model, repo_id).save(folder / "README.md")
         operations = [
             hub.CommitOperationAdd(path_in_repo=p.name, path_or_fileobj=str(p)) for p in sorted(folder.iterdir())
         ]
@@ -115,22 +112,31 @@ def _hub() -> Any:
 
 
 def model_card(model: Model, repo_id: str) -> str:
-    """The README.md of an uploaded checkpoint: metadata header, what it is, how to load it."""
+    """The README.md of an uploaded checkpoint: metadata header, what it is, how to load it.
+
+    Written with huggingface_hub's `ModelCard` / `ModelCardData`; the Hub `pipeline_tag` is the one the
+    model's task declares (`Task.hub_pipeline`).
+    """
+    return str(_card(model, repo_id))
+
+
+def _card(model: Model, repo_id: str) -> Any:
+    """The model card as a huggingface_hub `ModelCard`."""
+    from zoo.registry import get_registry
+
+    hub = _hub()
     spec = model.spec
     labels = list(model.labels or ())
     base = f"{spec.name}:{model.weights}" if model.weights else f"{spec.name} (random init)"
-    tags = ["zoo", spec.task, spec.plugin]
-    header = ["---", "library_name: zoo", "tags:", *(f"- {t}" for t in tags)]
-    pipeline = next((tag for word, tag in _PIPELINE_TAGS if word in spec.task), None)
-    if pipeline and not spec.task.startswith("sequence"):
-        header.append(f"pipeline_tag: {pipeline}")
-    header.append("---")
+    data = hub.ModelCardData(
+        library_name="zoo",
+        tags=["zoo", spec.task, spec.plugin],
+        pipeline_tag=get_registry().task_capabilities(spec.task).hub_pipeline,
+    )
     shown = ", ".join(labels[:MAX_CARD_LABELS]) + (
         f", … ({len(labels)} in all)" if len(labels) > MAX_CARD_LABELS else ""
     )
     lines = [
-        *header,
-        "",
         f"# {repo_id.rsplit('/', 1)[-1]}",
         "",
         f"A [zoo](https://zoo-sdk.readthedocs.io) checkpoint of `{spec.plugin}/{spec.name}`.",
@@ -150,4 +156,4 @@ def model_card(model: Model, repo_id: str) -> str:
     if model.training_summary:
         summary = json.dumps(model.training_summary, indent=2, sort_keys=True, default=str)
         lines += ["", "## Training", "", "```json", summary, "```"]
-    return "\n".join(lines) + "\n"
+    return hub.ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")

@@ -155,15 +155,15 @@ class Model:
         Chainable: `zoo.load("resnet18").finetune("data/", epochs=3).save("out.safetensors")`. The head is
         replaced when the data has another number of classes. See `zoo.train.finetune` for the data
         kinds and every option (`epochs`, `lr`, `batch_size`, `strategy`, `out`, `resume`, `seed`, ...).
-        A task with a trainer of its own (a `finetune` method: ultralytics models,
-        `finetune(data="data.yaml", epochs=3, imgsz=640)`) trains its way instead.
-        """
-        custom = getattr(self.task, "finetune", None)
-        if custom is not None:
-            return custom(train, val, **options)
-        from zoo.train import finetune
+        The task's declared hook (`Task.finetune`) does the training: a task with a trainer of its own
+        (ultralytics models, `finetune(data="data.yaml", epochs=3, imgsz=640)`) trains its way instead.
 
-        return finetune(self, train, val, **options)
+        Raises:
+            UnsupportedError: the model's task declares no `finetune` capability.
+        """
+        task = self.task
+        type(task).capabilities(self.spec.task).require("finetune", self.name)  # declared, never guessed
+        return task.finetune(train, val, **options)
 
     def push_to_hub(self, repo_id: str, **options: Any) -> HubUpload:
         """Upload this model to Hugging Face Hub repo `repo_id` as a zoo checkpoint folder with a model card.

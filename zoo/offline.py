@@ -1,15 +1,12 @@
-"""One cache and one offline switch for every backend: Hugging Face, torch.hub and ultralytics.
+"""One cache and one offline switch for every backend library a plugin drives, as the plugin declares them.
 
-`configure_backends()` points each library's folders under the zoo cache root and, with
-``ZOO_OFFLINE=1``, sets the library's own offline switch, so code that calls the library directly (a
-plugin calling `transformers`, `torch.hub` or `ultralytics`) makes no network call either. zoo calls it
-from the store and the loaders, never at `import zoo`; plugins call it before using such a library.
-
-| library | folder (under the zoo root) | offline switch |
-|---|---|---|
-| huggingface_hub, transformers | ``HF_HOME=<root>/hf`` | ``HF_HUB_OFFLINE=1``, ``TRANSFORMERS_OFFLINE=1`` |
-| torch.hub | ``TORCH_HOME=<root>/torch`` | none: zoo fetches hub repos itself (`zoo.store.repo_snapshot`) |
-| ultralytics | ``YOLO_CONFIG_DIR=<root>/ultralytics`` | ``YOLO_OFFLINE=1`` |
+A plugin declares each library it drives with `Plugin.backend(name, home_env=..., offline_env=...)`: the
+environment variable that points the library's folder (set to ``<zoo root>/<name>``) and the library's own
+offline switches. `configure_backends()` applies every declaration of the loaded plugins: it points each
+folder under the zoo cache root and, with ``ZOO_OFFLINE=1``, sets each offline switch, so code that calls
+the library directly (a plugin's own calls into a hub or model library) makes no network call
+either. zoo calls it from the store and the loaders, never at `import zoo`; plugins call it before using
+such a library. The core names no library.
 
 A folder variable the user already set is left alone (their cache is reused); the offline switches are
 always set when zoo is offline.
@@ -19,60 +16,58 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from zoo import settings
+from zoo.backends import Backend
 
-__all__ = ["backend_dirs", "configure_backends"]
+__all__ = ["Backend", "backend_dirs", "configure_backends", "declared_backends"]
 
 log = logging.getLogger(__name__)
 
-_OFFLINE_SWITCHES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "YOLO_OFFLINE")
+
+def declared_backends() -> list[Backend]:
+    """The backends the loaded plugins declare, in plugin load order."""
+    from zoo.registry import get_registry
+
+    return get_registry().backends()
 
 
-def backend_dirs(root: Path | None = None) -> dict[str, Path]:
-    """Where each backend keeps its files under the zoo root: ``{"hf": ..., "torch": ..., "ultralytics": ...}``."""
+def backend_dirs(root: Path | None = None, backends: Iterable[Backend] | None = None) -> dict[str, Path]:
+    """Where each declared backend keeps its files under the zoo root: ``{"hf": <root>/hf, ...}``."""
     root = root or settings.cache_root()
-    return {"hf": root / "hf", "torch": root / "torch", "ultralytics": root / "ultralytics"}
+    return {b.name: root / b.name for b in (declared_backends() if backends is None else backends)}
 
 
-def configure_backends(*, offline: bool | None = None) -> dict[str, str]:
+def configure_backends(*, offline: bool | None = None, backends: Iterable[Backend] | None = None) -> dict[str, str]:
     """Point the backends' folders under the zoo root and set their offline switches when zoo is offline.
 
-    Idempotent and cheap; safe to call before every load. Libraries already imported are updated too
-    (huggingface_hub reads its environment at import).
+    Idempotent and cheap; safe to call before every load. Libraries already imported are updated too,
+    through their backend's `refresh`.
 
     Args:
         offline: whether to set the offline switches; default: `settings.offline()`. False leaves them
-            as they are (a user's own `HF_HUB_OFFLINE=1` stays).
+            as they are (a switch the user set stays set).
+        backends: the backends to configure; default: every one the loaded plugins declare.
 
     Returns:
         The environment variables this call set, with their values.
     """
     offline = settings.offline() if offline is None else offline
-    dirs = backend_dirs()
+    chosen = declared_backends() if backends is None else list(backends)
+    root = settings.cache_root()
     changed: dict[str, str] = {}
-    for var, path in (("HF_HOME", dirs["hf"]), ("TORCH_HOME", dirs["torch"]), ("YOLO_CONFIG_DIR", dirs["ultralytics"])):
-        if not os.environ.get(var):
-            os.environ[var] = changed[var] = str(path)
-    if offline:
-        for var in _OFFLINE_SWITCHES:
+    for backend in chosen:
+        mine: dict[str, str] = {}
+        if backend.home_env and not os.environ.get(backend.home_env):
+            os.environ[backend.home_env] = mine[backend.home_env] = str(root / backend.name)
+        for var in backend.offline_env if offline else ():
             if os.environ.get(var) != "1":
-                os.environ[var] = changed[var] = "1"
-    _update_imported(offline, changed)
+                os.environ[var] = mine[var] = "1"
+        if backend.refresh is not None:
+            backend.refresh(offline, mine)
+        changed.update(mine)
     if changed:
         log.debug("configured backends: %s", changed)
     return changed
-
-
-def _update_imported(offline: bool, changed: dict[str, str]) -> None:
-    constants: Any = sys.modules.get("huggingface_hub.constants")
-    if constants is None:
-        return
-    if offline:
-        constants.HF_HUB_OFFLINE = True
-    if "HF_HOME" in changed:
-        constants.HF_HOME = changed["HF_HOME"]
-        constants.HF_HUB_CACHE = os.path.join(changed["HF_HOME"], "hub")

@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from zoo.backends import Backend, Refresh
 from zoo.errors import PluginError
 from zoo.specs import ImagePreprocess, ModelSpec, Weights
 
@@ -52,6 +53,7 @@ class Plugin:
         self._schemes: dict[str, SchemeResolver] = {}
         self._tasks: dict[str, str] = {}
         self._commands: dict[str, str] = {}
+        self._backends: dict[str, Backend] = {}
 
     def __repr__(self) -> str:
         return f"Plugin({self.name!r}, models={len(self._specs)})"
@@ -94,6 +96,7 @@ class Plugin:
         description: str | None = None,
         state_dict_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         caller_only: Sequence[str] = (),
+        head: str | Sequence[str] | None = None,
         **meta: Any,
     ) -> Callable[[F], F]:
         """Decorator that declares the decorated builder as model `name`.
@@ -101,7 +104,8 @@ class Plugin:
         The first weights tag is the default unless `default_weights` names another. The builder's
         keyword defaults are recorded (shown by `zoo info`); its docstring's first line is the
         description unless one is given. `caller_only` names the builder parameters that choose code,
-        trust or a source: zoo never takes them from a file (see `ModelSpec.caller_only`).
+        trust or a source: zoo never takes them from a file (see `ModelSpec.caller_only`). `head` says
+        where a classifier keeps its head (see `ModelSpec.head`; default: its last Linear layer).
         """
 
         def decorate(builder: F) -> F:
@@ -121,6 +125,7 @@ class Plugin:
                     meta=meta,
                     state_dict_hook=state_dict_hook,
                     caller_only=frozenset(caller_only),
+                    head=head if head is None or isinstance(head, str) else tuple(head),
                 )
             )
             return builder
@@ -152,6 +157,39 @@ class Plugin:
         if ":" not in target or not _PLUGIN_NAME.fullmatch(name):
             raise PluginError(f"Command {name!r} -> {target!r} must look like 'name', 'package.module:command'.")
         self._commands[name] = target
+
+    @property
+    def backends(self) -> Mapping[str, Backend]:
+        """Libraries this plugin drives, whose cache folder and offline switch zoo sets (see `backend`)."""
+        return dict(self._backends)
+
+    def backend(
+        self,
+        name: str,
+        *,
+        home_env: str | None = None,
+        offline_env: Sequence[str] = (),
+        refresh: Refresh | None = None,
+    ) -> Backend:
+        """Declare a library this plugin drives, so zoo keeps its files and its offline switch with zoo's.
+
+        zoo points `home_env` at ``<zoo root>/<name>`` (unless the user set it) and, with ``ZOO_OFFLINE=1``,
+        sets each of `offline_env` to ``1`` before any load (`zoo.offline.configure_backends`).
+
+        Example:
+            `plugin.backend("hf", home_env="HF_HOME", offline_env=["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"])`
+
+        Args:
+            name: the folder under the zoo root, a plain lower-case name.
+            home_env: the variable that points the library's folder, or None.
+            offline_env: the library's offline switches.
+            refresh: called with `(offline, variables set)` to update the library when it is already imported.
+        """
+        if name in self._backends:
+            raise PluginError(f"Plugin {self.name!r} declares backend {name!r} twice.")
+        declared = Backend(name, home_env, tuple(offline_env), refresh, plugin=self.name)
+        self._backends[name] = declared
+        return declared
 
     def task(self, name: str, target: str) -> None:
         """Add a task implemented by the class at `target` (`"package.module:Class"`), imported when used."""

@@ -15,13 +15,17 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo import settings
 from zoo.errors import PluginError, UnknownModelError
 from zoo.names import ModelName, parse_name
 from zoo.plugin import Plugin, SchemeResolver
 from zoo.specs import ModelSpec
+
+if TYPE_CHECKING:
+    from zoo.backends import Backend
+    from zoo.tasks.base import Task, TaskCapabilities
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginInfo", "Registry", "get_registry", "reset_registry"]
 
@@ -269,6 +273,36 @@ class Registry:
         except KeyError:
             known = ", ".join(sorted(self._tasks))
             raise PluginError(f"No plugin implements task {task!r}. Known tasks: {known}.") from None
+
+    def backends(self) -> list[Backend]:
+        """The backend libraries the loaded plugins declare (`Plugin.backend`), in load order."""
+        return [backend for plugin in self.plugins.values() for backend in plugin.backends.values()]
+
+    def scheme_names(self) -> list[str]:
+        """The name schemes (`hf`, `hub`, ...) loaded plugins resolve."""
+        return sorted(self._schemes)
+
+    def task_class(self, task: str) -> type[Task]:
+        """The `Task` subclass that implements `task`, imported now (no model is built).
+
+        Raises:
+            PluginError: no plugin implements `task`, or its target is not a `Task` subclass.
+        """
+        from zoo.tasks.base import Task
+
+        target = self.task_target(task)
+        module_name, _, attr = target.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise PluginError(f"Task {task!r} cannot be imported from {target!r}: {exc}") from exc
+        if not (isinstance(cls, type) and issubclass(cls, Task)):
+            raise PluginError(f"Task {task!r} at {target!r} is not a zoo Task subclass.")
+        return cls
+
+    def task_capabilities(self, task: str) -> TaskCapabilities:
+        """What the task named `task` declares it can do (`Task.capabilities`), without building a model."""
+        return self.task_class(task).capabilities(task)
 
     def command_names(self) -> list[str]:
         """Names of the CLI commands plugins add."""

@@ -21,6 +21,7 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}")  # fullmatch only:
 #: Names Windows keeps for devices, in any case, with any extension (`CON`, `aux`, `NUL.pth`, `com1.txt`).
 _RESERVED = re.compile(r"(?:CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])(?:\..*)?", re.IGNORECASE)
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_MODULE_PATH = re.compile(r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*")  # fullmatch only: `fc`, `classifier.6`
 #: Largest side, in pixels, an `ImagePreprocess` may resize or crop to (a bigger one from a file would allocate
 #: gigabytes per image).
 MAX_PREPROCESS_SIZE = 8192
@@ -311,6 +312,10 @@ class ModelSpec:
         requires: Python packages the builder imports, each with the command that installs it
             (`{"ultralytics": 'pip install "zoo-sdk[yolo]"'}`): a load checks them before it fetches
             anything, so a missing one costs no download.
+        head: where a classifier keeps its head, which zoo swaps for a new label set: a dotted module
+            path (`fc`, `heads.head`; a `Sequential` means its last Linear or 1x1 Conv2d child), or a tuple
+            whose first path is the head and the others auxiliary heads replaced with it (`("fc",
+            "AuxLogits.fc")`; one the built module lacks is skipped). None: the module's last Linear layer.
     """
 
     name: str
@@ -328,9 +333,17 @@ class ModelSpec:
     aliases: Mapping[str, str] = field(default_factory=dict)
     caller_only: frozenset[str] = frozenset()
     requires: Mapping[str, str] = field(default_factory=dict)
+    head: str | tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "caller_only", frozenset(self.caller_only))
+        if self.head is not None and not isinstance(self.head, str):
+            object.__setattr__(self, "head", tuple(self.head))
+        for path in (self.head,) if isinstance(self.head, str) else self.head or ():
+            if not isinstance(path, str) or not _MODULE_PATH.fullmatch(path):
+                raise PluginError(
+                    f"Head {path!r} of {self.name!r} is not a dotted module path such as 'fc' or 'heads.head'."
+                )
         if not _TAG.fullmatch(self.name or ""):
             raise PluginError(
                 f"Model name {self.name!r} is invalid: use letters, digits, '.', '_', '+' and '-', starting with a "

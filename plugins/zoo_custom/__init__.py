@@ -61,6 +61,7 @@ def _declare(
     labels: tuple[str, ...] | None = None,
     preprocess: ImagePreprocess | None = None,
     weights: Mapping[str, Weights] | None = None,
+    head: str = "head",
 ) -> None:
     """Declare `builder` under its function name, random init by default (its weights are opt-in tags)."""
     params = inspect.signature(builder).parameters.values()
@@ -76,6 +77,7 @@ def _declare(
             description=(inspect.getdoc(builder) or builder.__name__).splitlines()[0],
             defaults={p.name: p.default for p in params if p.default is not inspect.Parameter.empty},
             meta={"family": "tutorial"},
+            head=head,
         )
     )
 
@@ -148,13 +150,14 @@ def gru_classifier(
     return RNNClassifier("gru", num_classes, input_size, hidden_size, num_layers, bidirectional, dropout)
 
 
-_declare(lenet5, task="image-classification", preprocess=MNIST, weights={"digits": LENET5_DIGITS})
+_declare(lenet5, task="image-classification", preprocess=MNIST, weights={"digits": LENET5_DIGITS}, head="fc3")
 _declare(mlp, task="image-classification", preprocess=ImagePreprocess(28, 28, (0.1307,), (0.3081,), channels=1))
 _declare(
     cifar_cnn,
     task="image-classification",
     labels=CIFAR10_LABELS,
     preprocess=ImagePreprocess(resize=32, crop=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+    head="fc3",
 )
 _declare(rnn_classifier, task="sequence-classification")
 _declare(lstm_classifier, task="sequence-classification")

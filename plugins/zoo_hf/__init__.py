@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from zoo import ModelSpec, Plugin
 from zoo_hf.mixin import build_mixin
+from zoo_hf.repo import refresh_hub_constants
 from zoo_hf.scheme import resolve
 from zoo_hf.timm_models import build_timm
 
@@ -27,6 +28,9 @@ plugin = Plugin(
 )
 plugin.scheme("hf")(resolve)
 plugin.task(MIXIN_TASK, "zoo_hf.task:RawForward")
+plugin.backend(
+    "hf", home_env="HF_HOME", offline_env=("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"), refresh=refresh_hub_constants
+)
 
 #: The spec of timm models: `hf:timm/...` names fill in the weights; a saved fine-tuned timm model reloads by path.
 TIMM_SPEC = plugin.add(

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -20,7 +22,17 @@ from typing import Any
 from zoo import Artifact, DownloadError, OfflineError, UnknownModelError, UnsupportedError
 from zoo.ext import cache_root, is_offline
 
-__all__ = ["INSTALL_HINT", "HubTarget", "RepoFile", "Snapshot", "artifact_name", "hub", "parse_target", "snapshot"]
+__all__ = [
+    "INSTALL_HINT",
+    "HubTarget",
+    "RepoFile",
+    "Snapshot",
+    "artifact_name",
+    "hub",
+    "parse_target",
+    "refresh_hub_constants",
+    "snapshot",
+]
 
 log = logging.getLogger(__name__)
 
@@ -126,12 +138,26 @@ def hub() -> Any:
     return huggingface_hub
 
 
+def refresh_hub_constants(offline: bool, changed: Mapping[str, str]) -> None:
+    """Update an already imported huggingface_hub, which reads its environment at import (the `hf` backend's
+    `refresh`): its offline flag when zoo is offline, its folders when `HF_HOME` was just set."""
+    constants: Any = sys.modules.get("huggingface_hub.constants")
+    if constants is None:
+        return
+    if offline:
+        constants.HF_HUB_OFFLINE = True
+    if "HF_HOME" in changed:
+        constants.HF_HOME = changed["HF_HOME"]
+        constants.HF_HUB_CACHE = os.path.join(changed["HF_HOME"], "hub")
+
+
 def offline() -> bool:
     """True when zoo, or huggingface_hub itself (`HF_HUB_OFFLINE`), is offline."""
     return is_offline() or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def _repo_folder(repo_id: str) -> Path:
+    """huggingface_hub's folder of `repo_id`, where a resolved branch is recorded (it has no public call for that)."""
     return cache_root() / "hf" / "hub" / f"models--{repo_id.replace('/', '--')}"
 
 
@@ -192,21 +218,20 @@ def _cached_or_none(target: HubTarget, rev: str) -> Snapshot | None:
 
 
 def _cached(target: HubTarget, rev: str) -> Snapshot:
-    """The snapshot from the local caches, with no network call and without importing huggingface_hub.
+    """The snapshot from the local caches, with no network call.
 
-    The branch -> commit mapping comes from huggingface_hub's `refs/` (written by the last online
-    resolution); failing that (a cache brought by `zoo cache import`), from the zoo cache's records when
-    they hold a single commit of the repo. The files are those of either cache.
+    The branch -> commit mapping comes from huggingface_hub's cache (its `refs`, written by the last online
+    resolution, read with `huggingface_hub.scan_cache_dir`); failing that (a cache brought by `zoo cache
+    import`), from the zoo cache's records when they hold a single commit of the repo. The files are those
+    of either cache.
     """
-    folder = _repo_folder(target.repo_id)
+    revisions = _hub_cached_revisions(target.repo_id)
     recorded = _recorded_files(target.repo_id)
-    commit = rev if _COMMIT.match(rev) else _read_ref(folder, rev)
+    commit = rev if _COMMIT.match(rev) else next((c for c, (refs, _) in revisions.items() if rev in refs), None)
     if commit is None and len(recorded) == 1:
         commit = next(iter(recorded))
         log.info("hf:%s: using the only cached commit, %s", target.display, commit[:12])
-    files_dir = folder / "snapshots" / (commit or "-")
-    files = {p.relative_to(files_dir).as_posix(): RepoFile(p.relative_to(files_dir).as_posix())
-             for p in files_dir.rglob("*") if p.is_file()} if commit and files_dir.is_dir() else {}  # fmt: skip
+    files = {path: RepoFile(path) for path in revisions.get(commit or "", ((), ()))[1]}
     files.update({path: RepoFile(path) for path in recorded.get(commit or "", ())})
     if not commit or not files:
         pins = (
@@ -221,12 +246,26 @@ def _cached(target: HubTarget, rev: str) -> Snapshot:
     return Snapshot(target, commit, MappingProxyType(files))
 
 
-def _read_ref(folder: Path, rev: str) -> str | None:
+def _hub_cached_revisions(repo_id: str) -> dict[str, tuple[frozenset[str], tuple[str, ...]]]:
+    """`{commit: (refs, file paths)}` of `repo_id` in huggingface_hub's cache under the zoo root."""
     try:
-        commit = (folder / "refs" / rev).read_text().strip()
-    except OSError:
-        return None
-    return commit if _COMMIT.match(commit) else None
+        import huggingface_hub
+    except ImportError:
+        return {}
+    try:
+        cache = huggingface_hub.scan_cache_dir(settings.cache_root() / "hf" / "hub")
+    except huggingface_hub.CacheNotFound:
+        return {}
+    return {
+        revision.commit_hash: (
+            frozenset(revision.refs),
+            tuple(f.file_path.relative_to(revision.snapshot_path).as_posix() for f in revision.files),
+        )
+        for repo in cache.repos
+        if repo.repo_id == repo_id and repo.repo_type == "model"
+        for revision in repo.revisions
+        if _COMMIT.match(revision.commit_hash)
+    }
 
 
 def _recorded_files(repo_id: str) -> dict[str, set[str]]:

@@ -12,6 +12,7 @@ Every file comes through the zoo store's `hf:` source at the pinned commit.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -48,6 +49,20 @@ def resolve(text: str) -> tuple[ModelSpec, str | None]:
         f"hf:{snap.target.display} has no config.json: zoo loads repos holding a zoo checkpoint (model.push_to_hub), "
         f"a timm model, or a PyTorchModelHubMixin model."
     )
+
+
+def _timm_head(pretrained_cfg: Mapping[str, Any]) -> str | tuple[str, ...] | None:
+    """Where timm says the model keeps its classifier (`pretrained_cfg["classifier"]`: `head.fc`, or a main and
+    a distillation head); None, for zoo's generic rule, when the config names none or not a module path."""
+    found = pretrained_cfg.get("classifier")
+    paths = (found,) if isinstance(found, str) else tuple(found) if isinstance(found, list) else ()
+    if not paths or not all(isinstance(p, str) and _is_module_path(p) for p in paths):
+        return None
+    return paths[0] if len(paths) == 1 else paths
+
+
+def _is_module_path(path: str) -> bool:
+    return all(part.isidentifier() or part.isdigit() for part in path.split("."))
 
 
 def _config(snap: Snapshot) -> dict[str, Any] | None:
@@ -143,6 +158,7 @@ def _timm_spec(base: ModelSpec, snap: Snapshot, config: dict[str, Any], tag: str
     weights = _weights(snap, builder_kwargs=kwargs, labels=labels or (), preprocess=preprocess)
     return replace(
         base,
+        head=_timm_head(parsed.pretrained_cfg),
         weights={tag: weights},
         default_weights=tag,
         labels=labels,

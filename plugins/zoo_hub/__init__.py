@@ -18,5 +18,6 @@ plugin = Plugin("hub", description="torch.hub repos (trusted, isolated, cached),
 plugin.scheme("hub")(resolve)
 plugin.task(TASK, "zoo_hub.task:HubModule")
 plugin.command("hub", "zoo_hub.cli:hub_cmd")
+plugin.backend("torch", home_env="TORCH_HOME")  # torch.hub's folder; zoo fetches hub repos itself, so no switch
 yolov5.declare(plugin)
 animegan2.declare(plugin)

@@ -19,7 +19,7 @@ from typing import Any
 from zoo import ImagePreprocess, ModelSpec, Plugin, Weights
 from zoo_torchvision._build import KEY_HOOKS, build, chain_hooks, drop_prefixes
 
-__all__ = ["plugin"]
+__all__ = ["HEADS", "plugin"]
 
 _HERE = Path(__file__).resolve().parent
 #: License of torchvision's weights unless the catalog names another (the SWAG weights link theirs).
@@ -27,6 +27,27 @@ DEFAULT_LICENSE = "BSD-3-Clause"
 TASK = "image-classification"
 #: The weights a bare name loads when the model has them.
 ORIGINAL_TAG = "IMAGENET1K_V1"
+
+#: Where each family's classifiers keep their head (`ModelSpec.head`), auxiliary heads after the main one.
+HEADS: dict[str, str | tuple[str, ...]] = {
+    "alexnet": "classifier.6",
+    "convnext": "classifier.2",
+    "densenet": "classifier",
+    "efficientnet": "classifier.1",
+    "googlenet": ("fc", "aux1.fc2", "aux2.fc2"),
+    "inception": ("fc", "AuxLogits.fc"),
+    "maxvit": "classifier.5",
+    "mnasnet": "classifier.1",
+    "mobilenetv2": "classifier.1",
+    "mobilenetv3": "classifier.3",
+    "regnet": "fc",
+    "resnet": "fc",
+    "shufflenetv2": "fc",
+    "squeezenet": "classifier.1",
+    "swin_transformer": "head",
+    "vgg": "classifier.6",
+    "vision_transformer": "heads.head",
+}
 
 plugin = Plugin("torchvision", description="torchvision's pretrained image classifiers, every weights tag")
 
@@ -86,6 +107,7 @@ def _spec(name: str, entry: Mapping[str, Any], label_sets: Mapping[str, tuple[st
         description=entry["description"],
         meta={"family": entry["family"], "summary": entry["summary"], "weights_enum": entry["weights_enum"]},
         state_dict_hook=_state_dict_hook(entry),
+        head=HEADS.get(entry["family"]),
     )
 
 

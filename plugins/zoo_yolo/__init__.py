@@ -44,6 +44,7 @@ _DATA = {"coco": "COCO", "imagenet": "ImageNet", "coco-pose": "COCO-pose", "dota
 plugin = Plugin("ultralytics", description="ultralytics YOLO and RT-DETR models (detect, segment, classify, pose, obb)")
 for _task in TASKS.values():
     plugin.task(_task, "zoo_yolo.task:UltralyticsTask")
+plugin.backend("ultralytics", home_env="YOLO_CONFIG_DIR", offline_env=("YOLO_OFFLINE",))
 
 
 def _spec(name: str, entry: Mapping[str, Any], catalog: Mapping[str, Any]) -> ModelSpec:

@@ -75,7 +75,8 @@ def ultralytics_module() -> ModuleType:
 
 
 def _is_zoo_folder(folder: Path) -> bool:
-    return folder.parent.resolve() == backend_dirs()["ultralytics"].resolve()
+    ours = backend_dirs().get("ultralytics")  # declared by this plugin (zoo_yolo/__init__.py)
+    return ours is not None and folder.parent.resolve() == ours.resolve()
 
 
 @contextlib.contextmanager

@@ -9,10 +9,11 @@ nothing is written anywhere (`save=False`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
-from zoo import InputError, Task
+from zoo import InputError, Task, TaskCapabilities
 from zoo.ext import collect_images, decode
 from zoo_yolo.build import Arch
 
@@ -22,13 +23,27 @@ if TYPE_CHECKING:
     from zoo import Classification, Model
     from zoo_yolo.results import YoloDetections
 
-__all__ = ["UltralyticsTask"]
+__all__ = ["HUB_PIPELINES", "UltralyticsTask"]
+
+#: The Hugging Face Hub pipeline tag of each zoo task this class serves (pose and obb have none).
+HUB_PIPELINES = {
+    "ultralytics-detect": "object-detection",
+    "ultralytics-segment": "image-segmentation",
+    "ultralytics-classify": "image-classification",
+}
 
 
 class UltralyticsTask(Task):
     """Predict (and fine-tune) with an ultralytics model, through ultralytics' predictor and trainer."""
 
     name = "ultralytics"
+    finetunes = True  # with ultralytics' own trainer (`finetune` below)
+    evaluates = True  # ultralytics' validator scores each epoch
+
+    @classmethod
+    def capabilities(cls, task: str | None = None) -> TaskCapabilities:
+        """The declared capabilities, with the Hub pipeline tag of the ultralytics task served as `task`."""
+        return replace(super().capabilities(task), hub_pipeline=HUB_PIPELINES.get(task or ""))
 
     def __init__(self, model: Model) -> None:
         super().__init__(model)

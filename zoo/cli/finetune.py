@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from zoo.cli.checks import require_capability
+
 
 def _val(value: str | None) -> str | float | None:
     """`--val` is a folder, or a fraction of the training data such as 0.2."""
@@ -64,6 +66,7 @@ def finetune_cmd(
     from zoo.device import resolve_device
     from zoo.train import distributed as dist
 
+    require_capability(name, "finetune")  # refused before any download
     out = out if out is not None else Path("runs") / re.sub(r"[^A-Za-z0-9._-]+", "-", name)
     with dist.session(resolve_device(device)) as (info, target):
         with dist.rank_zero_first():

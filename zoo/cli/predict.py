@@ -7,10 +7,11 @@ from typing import Any
 
 import click
 
+from zoo.cli.checks import require_capability
 from zoo.cli.render import echo_json
 from zoo.errors import InputError, SkippedInputsWarning, ZooWarning
 
-#: The flags that set a task option, by option name; `--save` is checked against the task's `plots`.
+#: The flags that set a task option, by option name; `--save` is checked against the task's `plot` capability.
 FLAGS = {"top_k": "--top-k", "batch_size": "--batch-size", "conf": "--conf", "iou": "--iou"}
 
 
@@ -49,6 +50,7 @@ def predict_cmd(
     """
     from zoo import api
 
+    require_capability(name, "predict")  # refused before any download
     model = api.load(name, device=device, **({"trust": True} if trust else {}))
     given = {"top_k": top_k, "batch_size": batch_size, "conf": conf, "iou": iou}
     options = _options(model, given, save_dir is not None)
@@ -77,6 +79,8 @@ def _options(model: Any, given: dict[str, Any], save: bool) -> dict[str, Any]:
     """The task options to pass: each flag the user set must be one the task takes (else a one-line error)."""
     ctx = click.get_current_context()
     task = model.task
+    capabilities = type(task).capabilities(model.spec.task)
+    capabilities.require("predict", model.name)
     options: dict[str, Any] = {}
     for option, value in given.items():
         set_by_user = ctx.get_parameter_source(option) is click.core.ParameterSource.COMMANDLINE
@@ -85,7 +89,7 @@ def _options(model: Any, given: dict[str, Any], save: bool) -> dict[str, Any]:
                 options[option] = value
         elif set_by_user:
             raise InputError(f"{FLAGS[option]} does not apply to {model.name} ({model.spec.task}){_valid(task)}.")
-    if save and task.plots is False:
+    if save and capabilities.plot is False:
         raise InputError(f"--save does not apply to {model.name} ({model.spec.task}): its results are not pictures.")
     if task.accepts("on_error"):
         options["on_error"] = "skip"
@@ -93,7 +97,8 @@ def _options(model: Any, given: dict[str, Any], save: bool) -> dict[str, Any]:
 
 
 def _valid(task: Any) -> str:
-    flags = [flag for option, flag in FLAGS.items() if task.accepts(option)] + ["--save"] * (task.plots is not False)
+    plot = type(task).capabilities().plot
+    flags = [flag for option, flag in FLAGS.items() if task.accepts(option)] + ["--save"] * (plot is not False)
     return f": its options are {', '.join(flags)}" if flags else ""
 
 

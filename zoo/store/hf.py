@@ -74,22 +74,24 @@ class HfSource(Source):
         return link_in(Path(local), ctx, f"hf:{repo}@{commit}/{path}", commit)
 
     def local(self, url: str, ctx: FetchContext) -> Fetched | None:
-        """The file from huggingface_hub's cache under the zoo root, read without importing it."""
+        """The file from huggingface_hub's cache under the zoo root (`huggingface_hub.try_to_load_from_cache`)."""
         repo, rev, path = parse_hf(url)
-        folder = _repo_folder(ctx, repo)
-        commit = rev or "main"
+        try:
+            hub = _hub()
+        except DownloadError:  # not installed: nothing it cached
+            return None
+        found = hub.try_to_load_from_cache(repo, path, cache_dir=str(ctx.root / "hf" / "hub"), revision=rev or "main")
+        if not isinstance(found, str):  # not cached, or cached as missing upstream
+            return None
+        pointer = Path(found)
+        commit = pointer.parents[len(PurePosixPath(path).parts) - 1].name  # the file sits in its commit's snapshot
         if not _COMMIT.fullmatch(commit):
-            try:
-                commit = (folder / "refs" / commit).read_text().strip()
-            except OSError:
-                return None
-        pointer = folder / "snapshots" / commit / path
-        if not pointer.is_file():
             return None
         return link_in(pointer, ctx, f"hf:{repo}@{commit}/{path}", commit)
 
 
 def _repo_folder(ctx: FetchContext, repo: str) -> Path:
+    """huggingface_hub's folder of `repo`, where a resolved branch is recorded (it has no public call for that)."""
     return ctx.root / "hf" / "hub" / f"models--{repo.replace('/', '--')}"
 
 

@@ -26,6 +26,10 @@ class ImageClassification(Task):
     options = frozenset({"top_k", "batch_size", "preprocess", "amp", "on_error"})
     plots = True
     warns_random_weights = True
+    finetunes = True
+    evaluates = True
+    swaps_head = True
+    hub_pipeline = "image-classification"
 
     def predict(
         self,

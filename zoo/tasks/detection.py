@@ -37,6 +37,7 @@ class ObjectDetection(Task):
     options = frozenset({"conf", "iou", "classes", "max_det", "size", "agnostic", "batch_size", "amp", "on_error"})
     plots = True
     warns_random_weights = True
+    hub_pipeline = "object-detection"
     _fused = False  # set once the module's conv + batch-norm pairs are folded (modules with `fuse()`)
 
     def predict(

@@ -32,6 +32,7 @@ class ImageToImage(Task):
     options = frozenset({"tile", "overlap", "batch_size", "keep_input", "amp", "on_error"})
     plots = True
     warns_random_weights = True
+    hub_pipeline = "image-to-image"
 
     def predict(
         self,

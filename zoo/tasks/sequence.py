@@ -29,6 +29,9 @@ class SequenceClassification(Task):
     options = frozenset({"top_k", "batch_size", "lengths"})
     plots = False
     warns_random_weights = True
+    finetunes = True
+    evaluates = True
+    swaps_head = True
 
     def predict(
         self, inputs: Any, *, top_k: int = 5, batch_size: int = 64, lengths: Sequence[int] | None = None

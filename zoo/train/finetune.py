@@ -75,8 +75,7 @@ def finetune(
     from zoo.train.trainer import Trainer, summary
 
     config = _config(epochs=epochs, lr=lr, batch_size=batch_size, strategy=strategy, **options)
-    if not model.spec.task.endswith("classification"):
-        raise UnsupportedError(f"{model.name} is a {model.spec.task} model: finetune trains classifiers.")
+    type(model.task).capabilities(model.spec.task).require("head", model.name)  # zoo's loop trains classifier heads
     target = resolve_device(device) if device is not None else model.device
     with dist.session(target) as (info, target):
         split = load_data(train, val, labels=labels, val_split=config.val_split, seed=config.seed or 0)
@@ -106,12 +105,12 @@ def _fit_model(model: Model, split: DataSplit, config: TrainConfig, device: torc
     from zoo.train.heads import num_outputs, replace_head
 
     count = len(split.labels)
-    outputs = num_outputs(model.module)
+    outputs = num_outputs(model.module, model.spec.head)
     if outputs != count:
         if outputs is None:
             raise UnsupportedError(f"Cannot find the head of {model.name} to give it {count} classes.")
         log.info("replacing the %d-class head of %s with a %d-class one", outputs, model.name, count)
-        replace_head(model.module, count, seed=config.seed or 0)
+        replace_head(model.module, count, seed=config.seed or 0, head=model.spec.head)
         model.builder_kwargs["num_classes"] = count
     model.labels = split.labels
     if config.image_size is not None:

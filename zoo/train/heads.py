@@ -1,12 +1,14 @@
-"""Find and replace the classification head of a classifier, by a per-family rule with a generic fallback.
+"""Find and replace the classification head of a classifier: where the model's spec declares it, else generically.
 
-torchvision cannot combine pretrained weights with a new `num_classes`; zoo loads the weights with
-their own head and then swaps the head (and any auxiliary heads) for a freshly initialised one.
+A plugin declares where its models keep their head (`ModelSpec.head`: a dotted module path, plus the paths
+of auxiliary heads); a model that declares none gets the generic rule, its last `Linear` layer (or, with no
+`Linear`, its last 1x1 `Conv2d`). zoo loads pretrained weights with their own head and then swaps the head
+(and any auxiliary heads) for a freshly initialised one for a new label set.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -15,16 +17,11 @@ from zoo.errors import UnsupportedError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["AUX_HEAD_PATHS", "HEAD_PATHS", "Head", "find_head", "head_parameters", "num_outputs", "replace_head"]
+__all__ = ["Head", "HeadPaths", "find_head", "head_parameters", "num_outputs", "replace_head"]
 
-#: Where classifiers keep their head, tried in order. A path that names a `Sequential` means its last
-#: `Linear` (or 1x1 `Conv2d`) child: `classifier` covers `classifier[-1]` (VGG, AlexNet, MobileNet,
-#: EfficientNet, ConvNeXt, MaxViT, MNASNet), SqueezeNet's `classifier[1]` conv and DenseNet's plain
-#: `classifier`; `fc` covers ResNet, RegNet, ShuffleNet, GoogLeNet and Inception; `heads.head` ViT;
-#: `head` Swin and timm-style models.
-HEAD_PATHS = ("fc", "classifier", "heads.head", "heads", "head", "last_linear", "output")
-#: Auxiliary classifiers trained beside the main head (Inception v3, GoogLeNet); replaced with it.
-AUX_HEAD_PATHS = ("AuxLogits.fc", "aux1.fc2", "aux2.fc2")
+#: Where a head sits, as `ModelSpec.head` declares it: a dotted path, several (the main head first, then
+#: auxiliary heads replaced with it; an auxiliary one the built module lacks is skipped), or None (generic).
+HeadPaths = str | Sequence[str] | None
 
 
 @dataclass(frozen=True)
@@ -32,7 +29,7 @@ class Head:
     """Where a classifier's head sits and what it maps.
 
     Attributes:
-        path: dotted module path, e.g. `fc`, `classifier.6`, `heads.head`.
+        path: dotted module path, e.g. `fc`, `classifier.6`.
         in_features: features (or channels) the head receives.
         out_features: classes it produces.
         aux_paths: auxiliary heads replaced together with it.
@@ -49,38 +46,53 @@ class Head:
         return (self.path, *self.aux_paths)
 
 
-def find_head(module: torch.nn.Module) -> Head:
+def find_head(module: torch.nn.Module, head: HeadPaths = None) -> Head:
     """The classification head of `module`.
 
-    Tries `HEAD_PATHS` in order, then falls back to the last `Linear` layer of the module.
+    Args:
+        module: the classifier.
+        head: where it sits (`ModelSpec.head`). A path naming a `Sequential` means its last `Linear` (or
+            1x1 `Conv2d`) child. None: the module's last `Linear` layer, else its last 1x1 `Conv2d`.
 
     Raises:
-        UnsupportedError: the module has no `Linear` (or 1x1 `Conv2d`) layer to act as a head.
+        UnsupportedError: the declared head is missing or is no `Linear` / 1x1 `Conv2d`, or, undeclared,
+            the module has no such layer.
     """
-    path = _known_path(module) or _last_linear(module)
-    if path is None:
-        raise UnsupportedError(
-            f"Cannot find the classification head of {type(module).__name__}: zoo looks for "
-            f"{', '.join(HEAD_PATHS)} or a last Linear layer. Replace the head yourself, then fine-tune."
-        )
+    paths = (head,) if isinstance(head, str) else tuple(head or ())
+    main, aux = (paths[0], paths[1:]) if paths else (None, ())
+    if main is None:
+        path = _last_layer(module)
+        if path is None:
+            raise UnsupportedError(
+                f"Cannot find the classification head of {type(module).__name__}: it declares none (ModelSpec.head) "
+                f"and has no Linear layer. Replace the head yourself, then fine-tune."
+            )
+    else:
+        path = _declared_path(module, main)
     layer = module.get_submodule(path)
-    aux = tuple(p for p in AUX_HEAD_PATHS if _is_head_layer(_get(module, p)))
-    return Head(path, _in_features(layer), _out_features(layer), aux)
+    found = tuple(p for p in aux if _is_head_layer(_get(module, p)))
+    return Head(path, _in_features(layer), _out_features(layer), found)
 
 
-def num_outputs(module: torch.nn.Module) -> int | None:
+def num_outputs(module: torch.nn.Module, head: HeadPaths = None) -> int | None:
     """Number of classes the module's head produces, or None when no head is found."""
     try:
-        return find_head(module).out_features
+        return find_head(module, head).out_features
     except UnsupportedError:
         return None
 
 
-def replace_head(module: torch.nn.Module, num_classes: int, *, seed: int = 0) -> Head:
+def replace_head(module: torch.nn.Module, num_classes: int, *, seed: int = 0, head: HeadPaths = None) -> Head:
     """Replace the head (and auxiliary heads) of `module` with new layers producing `num_classes`.
 
     The new layers are initialised from `seed`, so a replacement is repeatable; they take the old
     head's device and dtype. A root attribute `num_classes` (SqueezeNet keeps one) is updated.
+
+    Args:
+        module: the classifier.
+        num_classes: classes the new head produces.
+        seed: seeds the new layers.
+        head: where the head sits (`ModelSpec.head`; see `find_head`).
 
     Returns:
         The new `Head`.
@@ -89,34 +101,51 @@ def replace_head(module: torch.nn.Module, num_classes: int, *, seed: int = 0) ->
 
     if not isinstance(num_classes, int) or num_classes < 1:
         raise UnsupportedError(f"num_classes must be a positive integer, not {num_classes!r}.")
-    head = find_head(module)
+    found = find_head(module, head)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for path in head.paths:
+        for path in found.paths:
             _set(module, path, _new_layer(module.get_submodule(path), num_classes))
     if isinstance(getattr(module, "num_classes", None), int):
         setattr(module, "num_classes", num_classes)  # noqa: B010 - a plain int attribute, not a submodule
-    return Head(head.path, head.in_features, num_classes, head.aux_paths)
+    return Head(found.path, found.in_features, num_classes, found.aux_paths)
 
 
-def head_parameters(module: torch.nn.Module) -> Iterator[tuple[str, torch.nn.Parameter]]:
-    """`(name, parameter)` of the head and auxiliary heads of `module`."""
-    head = find_head(module)
-    for path in head.paths:
+def head_parameters(module: torch.nn.Module, head: HeadPaths = None) -> Iterator[tuple[str, torch.nn.Parameter]]:
+    """`(name, parameter)` of the head and auxiliary heads of `module` (`head`: see `find_head`)."""
+    found = find_head(module, head)
+    for path in found.paths:
         for name, param in module.get_submodule(path).named_parameters():
             yield f"{path}.{name}", param
 
 
-def _known_path(module: torch.nn.Module) -> str | None:
-    for path in HEAD_PATHS:
-        layer = _get(module, path)
-        if _is_head_layer(layer):
-            return path
-        if layer is not None and _is_sequential(layer):
-            for name, child in reversed(list(layer.named_children())):
-                if _is_head_layer(child):
-                    return f"{path}.{name}"
-    return None
+def _declared_path(module: torch.nn.Module, path: str) -> str:
+    layer = _get(module, path)
+    if _is_head_layer(layer):
+        return path
+    if layer is not None and _is_sequential(layer):
+        for name, child in reversed(list(layer.named_children())):
+            if _is_head_layer(child):
+                return f"{path}.{name}"
+    what = "has no such module" if layer is None else f"is a {type(layer).__name__}, not a Linear or 1x1 Conv2d"
+    raise UnsupportedError(
+        f"The declared classification head {path!r} of {type(module).__name__} {what}: fix ModelSpec.head."
+    )
+
+
+def _last_layer(module: torch.nn.Module) -> str | None:
+    """The last `Linear` layer's path, else the last 1x1 `Conv2d`'s (a fully convolutional classifier)."""
+    return _last_linear(module) or _last_conv_head(module)
+
+
+def _last_conv_head(module: torch.nn.Module) -> str | None:
+    import torch.nn as nn
+
+    found = None
+    for name, layer in module.named_modules():
+        if isinstance(layer, nn.Conv2d) and name and _is_head_layer(layer):
+            found = name
+    return found
 
 
 def _last_linear(module: torch.nn.Module) -> str | None:

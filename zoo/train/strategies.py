@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from zoo.train.heads import head_parameters
+from zoo.train.heads import HeadPaths, head_parameters
 
 if TYPE_CHECKING:
     import torch
@@ -32,13 +32,15 @@ def backbone_trainable(config: TrainConfig, epoch: int) -> bool:
     return True
 
 
-def param_groups(module: torch.nn.Module, config: TrainConfig, lr: float) -> list[dict[str, Any]]:
+def param_groups(
+    module: torch.nn.Module, config: TrainConfig, lr: float, *, head: HeadPaths = None
+) -> list[dict[str, Any]]:
     """Optimizer parameter groups: head and backbone, each split into decayed and not decayed.
 
     Biases and 1-D parameters (norm layers) get no weight decay. Each group carries a `name` and its
-    `lr`; the backbone's are absent under `linear`.
+    `lr`; the backbone's are absent under `linear`. `head` is where the head sits (`ModelSpec.head`).
     """
-    head_ids = {id(p) for _, p in head_parameters(module)}
+    head_ids = {id(p) for _, p in head_parameters(module, head)}
     scale = config.backbone_lr_scale if config.strategy == "freeze_unfreeze" else 1.0
     buckets: dict[str, list[torch.nn.Parameter]] = {
         "head": [],
@@ -60,13 +62,13 @@ def param_groups(module: torch.nn.Module, config: TrainConfig, lr: float) -> lis
     return groups
 
 
-def set_trainable(module: torch.nn.Module, backbone: bool) -> None:
+def set_trainable(module: torch.nn.Module, backbone: bool, *, head: HeadPaths = None) -> None:
     """Put `module` in training mode with the head trainable and the backbone trainable or frozen.
 
     A frozen backbone also keeps its normalisation layers in eval mode, so their running statistics
-    stay those of the pretrained weights.
+    stay those of the pretrained weights. `head` is where the head sits (`ModelSpec.head`).
     """
-    head_ids = {id(p) for _, p in head_parameters(module)}
+    head_ids = {id(p) for _, p in head_parameters(module, head)}
     for param in module.parameters():
         param.requires_grad_(backbone or id(param) in head_ids)
     module.train()

@@ -59,7 +59,7 @@ class Trainer:
         train_loader, sampler = self._train_loader(split)
         val_loader = self._val_loader(split)
         lr = cfg.learning_rate(pretrained=self.model.weights is not None)
-        optimizer = make_optimizer(param_groups(self.module, cfg, lr), cfg)
+        optimizer = make_optimizer(param_groups(self.module, cfg, lr, head=self.model.spec.head), cfg)
         scheduler = make_scheduler(optimizer, cfg.epochs * len(train_loader), cfg.warmup)
         channels_last = cfg.channels_last if cfg.channels_last is not None else self.device.type == "cuda"
         normalizer = BatchNormalizer(self.model.preprocess, self.device, channels_last=channels_last)
@@ -91,7 +91,7 @@ class Trainer:
         self, epoch: int, stepper: Stepper, train_loader: Any, val_loader: Any, reporter: Reporter
     ) -> EpochMetrics:
         backbone = backbone_trainable(self.config, epoch)
-        set_trainable(self.module, backbone)
+        set_trainable(self.module, backbone, head=self.model.spec.head)
         stepper.forward = self._forward_module(backbone)
         reporter.start_epoch(epoch + 1, self.config.epochs, len(train_loader))
         train, seconds = stepper.train_epoch(train_loader, reporter)
