@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
+from zoo._atomic import atomic_path, atomic_write_text
 from zoo.errors import UnsupportedError
 from zoo.offline import backend_dirs, configure_backends
 
@@ -130,9 +131,7 @@ def write_settings(folder: Path) -> Path:
         "openvino_msg": False,
     }
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(settings, indent=2) + "\n")
     return path
 
 
@@ -147,9 +146,8 @@ def install_fonts(folder: Path) -> None:
         return
     folder.mkdir(parents=True, exist_ok=True)
     for target in missing:
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        shutil.copyfile(font, tmp)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            shutil.copyfile(font, tmp)
 
 
 def _dejavu() -> Path | None:
