@@ -47,7 +47,7 @@ def export(store: Store, dest: Path, names: Iterable[str] | None = None) -> list
     """Copy cached files and their records to a folder or a tar; returns the file names exported.
 
     Raises:
-        InputError: a name that is not cached.
+        InputError: a name that is not cached, or a destination that cannot be written.
     """
     wanted = None if names is None else [validate_filename(n) for n in names]
     chosen = [e.name for e in entries(store) if wanted is None or e.name in wanted]
@@ -57,12 +57,19 @@ def export(store: Store, dest: Path, names: Iterable[str] | None = None) -> list
     files = [(n, store.weights_dir / n) for n in chosen] + [
         (n + _RECORD, store.weights_dir / (n + _RECORD)) for n in chosen
     ]
-    if is_archive(dest):
-        _export_tar(dest, files)
-    else:
-        (dest / "weights").mkdir(parents=True, exist_ok=True)
-        for name, path in files:
-            shutil.copyfile(path, dest / "weights" / name)
+    try:
+        if is_archive(dest):
+            _export_tar(dest, files)
+        else:
+            (dest / "weights").mkdir(parents=True, exist_ok=True)
+            for name, path in files:
+                shutil.copyfile(path, dest / "weights" / name)
+    except OSError as exc:
+        if isinstance(exc, ZooError):
+            raise
+        raise InputError(
+            f"Cannot export to {dest}: {exc.strerror or exc}. Choose a folder you can write.", path=dest
+        ) from None
     return chosen
 
 

@@ -140,7 +140,7 @@ def read_lock(path: Path) -> list[Locked]:
             locked = Locked(**item)
             validate_filename(locked.file)
             if not _SHA.fullmatch(locked.sha256):
-                raise ValueError(f"sha256 {locked.sha256!r} is not a full sha256")
+                raise InputError(f"sha256 {locked.sha256!r} is not a full sha256")
         except (TypeError, ValueError) as exc:
             raise InputError(f"{path}: bad entry {item!r}: {exc}") from None
         out.append(locked)

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from zoo import settings
-from zoo.errors import DownloadError
+from zoo.errors import DownloadError, InputError
 from zoo.specs import Artifact
 from zoo.store.cache import CHUNK, temp_path
 from zoo.store.http import Policy, Progress, download
@@ -167,7 +167,7 @@ class PackageSource(Source):
         """The installed file a `pkg:` URL names.
 
         Raises:
-            ValueError: a malformed URL, or a path that leaves the distribution.
+            InputError: a malformed URL, or a path that leaves the distribution.
             DownloadError: the distribution is not installed or does not ship that file.
         """
         from importlib import metadata
@@ -175,9 +175,9 @@ class PackageSource(Source):
         dist_name, _, rel = url.removeprefix("pkg:").partition("/")
         parts = PurePosixPath(rel).parts
         if not _DIST.fullmatch(dist_name) or not parts or rel.startswith("/") or any(p in {"..", "."} for p in parts):
-            raise ValueError(f"{url!r} is not pkg:distribution/path/in/package")
+            raise InputError(f"{url!r} is not pkg:distribution/path/in/package: fix the URL.")
         if "\\" in rel or ":" in rel:
-            raise ValueError(f"{url!r} is not pkg:distribution/path/in/package")
+            raise InputError(f"{url!r} is not pkg:distribution/path/in/package: fix the URL.")
         try:
             dist = metadata.distribution(dist_name)
         except metadata.PackageNotFoundError:
