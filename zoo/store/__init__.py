@@ -172,6 +172,7 @@ class Store(Derivations):
         self._sweep(artifact.name, keep_urls=set(urls))
         failures: list[str] = []
         bad_hash: ChecksumError | None = None
+        last: DownloadError | None = None
         unreachable = False
         if not urls and not offline:
             raise DownloadError(
@@ -190,6 +191,7 @@ class Store(Derivations):
                 if i + 1 < len(urls):  # the last failure is in the error raised below
                     log.warning("%s; trying the next source", exc)
                 failures.append(str(exc))
+                last = exc
                 unreachable = unreachable or isinstance(exc, Unreachable)
             except OSError as exc:
                 if exc.errno in _DISK_FULL:
@@ -203,7 +205,11 @@ class Store(Derivations):
         if offline:
             raise _offline_error(artifact)
         hint = f" {NO_NETWORK_HINT}" if unreachable else ""
-        raise DownloadError(f"Could not fetch {artifact.name!r} from any source: " + " | ".join(failures) + hint)
+        raise DownloadError(
+            f"Could not fetch {artifact.name!r} from any source: " + " | ".join(failures) + hint,
+            url=last.url if last is not None else (urls[-1] if urls else None),
+            status=last.status if last is not None else None,
+        )
 
     @staticmethod
     def _fetch_one(url: str, ctx: FetchContext, offline: bool) -> Fetched | None:

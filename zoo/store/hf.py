@@ -66,7 +66,7 @@ class HfSource(Source):
             if isinstance(exc, OSError) and exc.errno in {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}:
                 raise
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise DownloadError(f"{url}: {type(exc).__name__}: {first}") from exc
+            raise DownloadError(f"{url}: {type(exc).__name__}: {first}", url=url) from exc
         if rev != commit:  # like huggingface_hub does: the branch now points here, offline lookups see it
             refs = _repo_folder(ctx, repo) / "refs"
             refs.mkdir(parents=True, exist_ok=True)
