@@ -17,18 +17,28 @@ def _names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
+def _write_then_fail(target: Path, error: BaseException) -> None:
+    with atomic_write(target, mode="w") as f:
+        f.write("half of the new")
+        raise error
+
+
+def _write_path_then_fail(target: Path, error: BaseException) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"partial")
+        raise error
+
+
 @pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
 def test_an_error_mid_write_leaves_the_old_file_and_no_temporary(tmp_path: Path, error: BaseException) -> None:
     target = tmp_path / "state.json"
     target.write_text("old")
-    with pytest.raises(type(error)), atomic_write(target, mode="w") as f:
-        f.write("half of the new")
-        raise error
+    with pytest.raises(type(error)):
+        _write_then_fail(target, error)
     assert target.read_text() == "old"
     assert _names(tmp_path) == ["state.json"]
-    with pytest.raises(type(error)), atomic_path(tmp_path / "new.pt") as tmp:
-        tmp.write_bytes(b"partial")
-        raise error
+    with pytest.raises(type(error)):
+        _write_path_then_fail(tmp_path / "new.pt", error)
     assert _names(tmp_path) == ["state.json"]
 
 
@@ -64,9 +74,8 @@ def test_new_files_get_the_users_umask(tmp_path: Path, umask: int) -> None:
 def test_a_full_disk_is_one_typed_line_and_leaves_nothing(tmp_path: Path) -> None:
     target = tmp_path / "big.bin"
 
-    with pytest.raises(DiskFullError) as info, atomic_path(target) as tmp:
-        tmp.write_bytes(b"some")
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    with pytest.raises(DiskFullError) as info:
+        _write_path_then_fail(target, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
     assert isinstance(info.value, ZooError) and isinstance(info.value, OSError)
     assert info.value.errno == errno.ENOSPC and info.value.path == str(target)
     assert "full" in str(info.value) and "\n" not in str(info.value)
