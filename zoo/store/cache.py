@@ -29,13 +29,14 @@ from typing import IO, Any
 
 from zoo._atomic import atomic_write, file_mode, host_tag, temp_path
 from zoo._atomic import commit as move_into_place
-from zoo.specs import validate_filename
+from zoo.specs import Artifact, validate_filename
 
 __all__ = [
     "CacheEntry",
     "CacheRecord",
     "Part",
     "atomic_file",
+    "digest_matches",
     "file_mode",
     "hash_file",
     "host_tag",
@@ -238,6 +239,15 @@ def write_json(target: Path, data: Any) -> None:
     """Write JSON to `target` atomically (any file name; the folder must exist)."""
     with atomic_write(target, mode="w") as f:
         json.dump(data, f, indent=1, sort_keys=True)
+
+
+def digest_matches(artifact: Artifact, sha256: str, size: int | None = None) -> bool:
+    """True when a file's sha256 (and size) agree with what the artifact declares."""
+    if artifact.sha256 and sha256 != artifact.sha256:
+        return False
+    if artifact.hash_prefix and not sha256.startswith(artifact.hash_prefix):
+        return False
+    return not (artifact.size is not None and size is not None and size != artifact.size)
 
 
 def now() -> float:

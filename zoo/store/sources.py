@@ -230,7 +230,7 @@ class PluginSource(Source):
 
     def __init__(self, declaration: SourceDeclaration) -> None:
         self.declaration = declaration
-        self.network = declaration.network
+        self.network = declaration.network  # type: ignore[misc]  # per declaration, not per class
 
     def _resolve(self, url: str, ctx: FetchContext) -> Fetched | Path | str:
         try:
