@@ -187,3 +187,19 @@ def test_the_cli_answers_bad_input_with_one_line_and_no_traceback(tmp_path: Path
         assert code not in (0, None, "escaped"), (args, stderr)
         assert "Traceback" not in stderr, (args, stderr)
         assert len(errors) == 1, (args, stderr)
+
+
+def test_errors_carry_what_happened(file_server, bad_files: Path) -> None:
+    url = f"{file_server.url}/missing.safetensors"
+    with pytest.raises(zoo.DownloadError) as download:
+        Store().fetch(zoo.Artifact("missing.safetensors", urls=[url], sha256="ab" * 32))
+    assert (download.value.url, download.value.status) == (url, 404)
+    with pytest.raises(zoo.InputError) as missing:
+        _tiny().predict(str(bad_files / "missing.png"))
+    assert missing.value.path == str(bad_files / "missing.png")
+    with pytest.raises(zoo.InputError) as lock:
+        _lockfile(bad_files, {"bad": 1})
+    assert lock.value.path == str(bad_files / "zoo.lock")
+    with pytest.raises(zoo.PluginError) as plugin:
+        zoo.Plugin("p").task("t", "nocolon")
+    assert plugin.value.plugin == "p"

@@ -119,7 +119,9 @@ def check_replaceable(path: Path) -> None:
         if path.is_file() and sniff(path) == "safetensors":
             return
         kind = "a safetensors file"
-    raise InputError(f"{path} exists and is not {kind}: zoo will not overwrite it. Remove it or save elsewhere.")
+    raise InputError(
+        f"{path} exists and is not {kind}: zoo will not overwrite it. Remove it or save elsewhere.", path=path
+    )
 
 
 def atomic_write(target: Path, write: Callable[[Path], object]) -> None:
@@ -184,7 +186,9 @@ def read_info(path: str | os.PathLike[str]) -> tuple[Path, CheckpointInfo]:
     if path.is_dir():
         weights = path / WEIGHTS_NAME
         if not weights.is_file():
-            raise InputError(f"{path} has no {WEIGHTS_NAME}: zoo.load(folder) reads folders written by model.save.")
+            raise InputError(
+                f"{path} has no {WEIGHTS_NAME}: zoo.load(folder) reads folders written by model.save.", path=path
+            )
         info = _config_info(path / CONFIG_NAME) or _header_info(weights)
     elif path.is_file():
         weights = path
@@ -232,10 +236,10 @@ def _config_info(path: Path) -> CheckpointInfo | None:
         return None
     try:
         if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise InputError(f"{path} is over {MAX_CONFIG_BYTES // 2**20} MiB: not a model's config.json.")
+            raise InputError(f"{path} is over {MAX_CONFIG_BYTES // 2**20} MiB: not a model's config.json.", path=path)
         text = path.read_bytes()
     except OSError as exc:
-        raise InputError(f"{path} cannot be read ({exc.strerror or exc}): fix or remove it.") from None
+        raise InputError(f"{path} cannot be read ({exc.strerror or exc}): fix or remove it.", path=path) from None
     config = parse_json(text, what="content", source=str(path))
     return CheckpointInfo.from_config(config, source=str(path)) if isinstance(config, dict) else None
 
