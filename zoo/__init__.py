@@ -12,6 +12,7 @@ from zoo._version import __version__
 from zoo.api import capabilities, fetch, info, list_models, load, plugins, register
 from zoo.errors import (
     ChecksumError,
+    DiskFullError,
     DownloadError,
     InputError,
     OfflineError,
@@ -36,6 +37,7 @@ __all__ = [
     "ChecksumError",
     "Classification",
     "Detections",
+    "DiskFullError",
     "DownloadError",
     "ImageOutput",
     "ImagePreprocess",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -159,6 +159,8 @@ def _label_kwargs(kwargs: Mapping[str, Any]) -> tuple[tuple[str, ...] | None, di
     labels = rest.pop("labels", None)
     if labels is None:
         return None, rest
+    if isinstance(labels, (str, bytes)) or not isinstance(labels, Iterable):
+        raise InputError(f"labels= must be a list of class names, not {type(labels).__name__}: pass labels=[...].")
     labels = tuple(str(label) for label in labels)
     num_classes = rest.setdefault("num_classes", len(labels))
     if not labels or num_classes != len(labels):

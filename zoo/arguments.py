@@ -49,6 +49,26 @@ _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _SCHEME_REF = re.compile(r"^[A-Za-z][\w+.-]*:/*[\w.~-]+/")
 
 
+def check_options(func: Any, options: Mapping[str, Any], *, what: str) -> None:
+    """Refuse keyword options `func` does not take (unless it takes ``**kwargs``), naming those it does.
+
+    Raises:
+        InputError: an option `func` has no parameter for.
+    """
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise InputError(
+            f"{what} has no option {', '.join(map(repr, unknown))}: its options are {', '.join(known) or 'none'}."
+        )
+
+
 def parse_json(text: str | bytes, *, what: str, source: str) -> Any:
     """JSON text read from a file, as Python values.
 
@@ -65,7 +85,7 @@ def parse_json(text: str | bytes, *, what: str, source: str) -> Any:
 
 
 def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
+    raise InputError(f"{name} is not a JSON number")
 
 
 def check_json(value: Any, *, what: str, source: str) -> Any:

@@ -43,7 +43,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what documentation tools and type checkers see; at run time each name is imported when first used
-    from zoo._atomic import atomic_write, atomic_write_bytes, atomic_write_text
+    from zoo._atomic import atomic_path, atomic_write, atomic_write_bytes, atomic_write_text
     from zoo.arguments import file_kwargs, parse_json
     from zoo.build import ModelInfo, build_model
     from zoo.checkpoint import CheckpointInfo, load_state_dict_into, read_state_dict, untie
@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # what documentation tools and type checkers see; at run time
     from zoo.device import place_module, resolve_device
     from zoo.errors import (
         ChecksumError,
+        DiskFullError,
         DownloadError,
         InputError,
         OfflineError,
@@ -86,7 +87,7 @@ if TYPE_CHECKING:  # what documentation tools and type checkers see; at run time
     from zoo.store import CacheEntry, Store, get_store
     from zoo.store.cache import hash_file
     from zoo.store.github import archive_artifact, cached_ref, repo_snapshot
-    from zoo.tasks.base import Task
+    from zoo.tasks.base import Task, TaskCapabilities
     from zoo.trust import check as check_trust
 
 __all__ = [
@@ -96,6 +97,7 @@ __all__ = [
     "ChecksumError",
     "Classification",
     "Detections",
+    "DiskFullError",
     "DownloadError",
     "EXT_API_VERSION",
     "ImageItem",
@@ -114,6 +116,7 @@ __all__ = [
     "SkippedInputsWarning",
     "Store",
     "Task",
+    "TaskCapabilities",
     "USER_PLUGIN",
     "UnknownModelError",
     "UnsupportedError",
@@ -122,6 +125,7 @@ __all__ = [
     "ZooError",
     "ZooWarning",
     "archive_artifact",
+    "atomic_path",
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -159,7 +163,7 @@ __all__ = [
 #: The module of each name, imported on first use (so a plugin's `from zoo.ext import X` costs only what X
 #: needs, and listing models stays free of the store and checkpoint code). A test holds it to the imports above.
 _MODULES: dict[str, tuple[str, ...]] = {
-    "zoo._atomic": ("atomic_write", "atomic_write_bytes", "atomic_write_text"),
+    "zoo._atomic": ("atomic_path", "atomic_write", "atomic_write_bytes", "atomic_write_text"),
     "zoo.arguments": ("file_kwargs", "parse_json"),
     "zoo.build": ("ModelInfo", "build_model"),
     "zoo.checkpoint": ("CheckpointInfo", "load_state_dict_into", "read_state_dict", "untie"),
@@ -167,6 +171,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "zoo.device": ("place_module", "resolve_device"),
     "zoo.errors": (
         "ChecksumError",
+        "DiskFullError",
         "DownloadError",
         "InputError",
         "OfflineError",
@@ -200,7 +205,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "zoo.store": ("CacheEntry", "Store", "get_store"),
     "zoo.store.cache": ("hash_file",),
     "zoo.store.github": ("archive_artifact", "cached_ref", "repo_snapshot"),
-    "zoo.tasks.base": ("Task",),
+    "zoo.tasks.base": ("Task", "TaskCapabilities"),
 }
 #: Names that differ from the attribute they stand for: `(module, attribute)`.
 _RENAMED: dict[str, tuple[str, str]] = {

@@ -130,7 +130,7 @@ def _expand_path(text: str) -> Iterator[ImageItem]:
             raise InputError(f"No files match {text}: check the pattern.")
         yield from (ImageItem(p, str(p), found=True) for p in files)
         return
-    raise InputError(f"No such file or folder: {text}. Check the path.")
+    raise InputError(f"No such file or folder: {text}. Check the path.", path=text)
 
 
 def _is_pil(obj: Any) -> bool:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.errors import RandomWeightsWarning
+from zoo.errors import InputError, RandomWeightsWarning, ZooError
 from zoo.specs import ImagePreprocess, ModelSpec
 
 if TYPE_CHECKING:
@@ -19,6 +20,11 @@ if TYPE_CHECKING:
     from zoo.train.history import History
 
 __all__ = ["Model"]
+
+#: errno values of a save to a path that cannot be written (a full disk is a `DiskFullError` already).
+_UNWRITABLE = frozenset(
+    {errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT}
+)
 
 
 class Model:
@@ -116,6 +122,9 @@ class Model:
         if self.random_init and self.training_summary is None and task.warns_random_weights and not self._warned_random:
             self._warned_random = True
             warnings.warn(RandomWeightsWarning(self._random_message()), stacklevel=2)
+        from zoo.arguments import check_options
+
+        check_options(task.predict, options, what=f"{self.spec.task} predict")
         return task.predict(inputs, **options)
 
     def _random_message(self) -> str:
@@ -147,7 +156,15 @@ class Model:
         """
         from zoo.checkpoint import save_model
 
-        return save_model(self, path)
+        try:
+            return save_model(self, path)
+        except OSError as exc:
+            if isinstance(exc, ZooError) or exc.errno not in _UNWRITABLE:
+                raise
+            raise InputError(
+                f"Cannot write {os.fspath(path)}: {exc.strerror} ({exc.filename}). Save to a folder you can write.",
+                path=path,
+            ) from None
 
     def finetune(self, train: Any = None, val: Any = None, **options: Any) -> Model:
         """Fine-tune on `train` (validating on `val`) and return this model, trained, with `history` set.

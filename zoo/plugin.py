@@ -19,19 +19,40 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from zoo.backends import Backend, Refresh
 from zoo.errors import PluginError
 from zoo.specs import ImagePreprocess, ModelSpec, Weights
 
-__all__ = ["Plugin", "SchemeResolver"]
+__all__ = ["Plugin", "SchemeResolver", "SourceDeclaration"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _PLUGIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # fullmatch only
 #: A resolver for a name scheme such as `hub:` receives the text after the colon and returns a spec
 #: plus the weights tag to load (or None for the spec's default).
 SchemeResolver = Callable[[str], "tuple[ModelSpec, str | None]"]
+#: Download schemes zoo handles itself; a plugin may not redeclare them.
+CORE_SOURCE_SCHEMES = frozenset({"http", "https", "file", "pkg", "hf"})
+_SOURCE_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")  # RFC 3986 scheme, lower case
+
+
+@dataclass(frozen=True)
+class SourceDeclaration:
+    """A download scheme a plugin declares with `Plugin.source`.
+
+    Attributes:
+        scheme: the URL scheme, lower case, without the colon (`s3`).
+        fetch: `fetch(url, ctx)` (see `Plugin.source`), or a `zoo.store.sources.Source` subclass.
+        plugin: the name of the declaring plugin.
+        network: False when the source reads local files only (it then works with `ZOO_OFFLINE=1`).
+    """
+
+    scheme: str
+    fetch: Callable[..., Any]
+    plugin: str
+    network: bool = True
 
 
 class Plugin:
@@ -44,8 +65,8 @@ class Plugin:
     """
 
     def __init__(self, name: str, *, description: str = "", version: str | None = None) -> None:
-        if not _PLUGIN_NAME.fullmatch(name or ""):
-            raise PluginError(f"Plugin name {name!r} is invalid: use letters, digits, '.', '_' and '-'.")
+        if not isinstance(name, str) or not _PLUGIN_NAME.fullmatch(name):
+            raise PluginError(f"Plugin name {name!r} is invalid: use letters, digits, '.', '_' and '-'.", plugin=name)
         self.name = name
         self.description = description
         self.version = version
@@ -54,6 +75,7 @@ class Plugin:
         self._tasks: dict[str, str] = {}
         self._commands: dict[str, str] = {}
         self._backends: dict[str, Backend] = {}
+        self._sources: dict[str, SourceDeclaration] = {}
 
     def __repr__(self) -> str:
         return f"Plugin({self.name!r}, models={len(self._specs)})"
@@ -76,7 +98,7 @@ class Plugin:
     def add(self, spec: ModelSpec) -> ModelSpec:
         """Declare a model from a ready `ModelSpec`; its `plugin` field is set to this plugin's name."""
         if spec.name in self._specs:
-            raise PluginError(f"Plugin {self.name!r} declares {spec.name!r} twice.")
+            raise PluginError(f"Plugin {self.name!r} declares {spec.name!r} twice.", plugin=self.name)
         if spec.plugin != self.name:
             from dataclasses import replace
 
@@ -135,11 +157,65 @@ class Plugin:
     def scheme(self, prefix: str) -> Callable[[SchemeResolver], SchemeResolver]:
         """Decorator that makes this plugin resolve names that start with `prefix:` (e.g. `hub:`)."""
         if not prefix.isidentifier():
-            raise PluginError(f"Scheme {prefix!r} must be a plain word such as 'hub'.")
+            raise PluginError(f"Scheme {prefix!r} must be a plain word such as 'hub'.", plugin=self.name)
 
         def decorate(resolver: SchemeResolver) -> SchemeResolver:
             self._schemes[prefix.lower()] = resolver
             return resolver
+
+        return decorate
+
+    @property
+    def sources(self) -> Mapping[str, SourceDeclaration]:
+        """Download schemes (such as `s3`) this plugin declares, by scheme."""
+        return dict(self._sources)
+
+    def source(self, scheme: str, *, network: bool = True) -> Callable[[F], F]:
+        """Decorator that makes the store fetch URLs of scheme `scheme:` (e.g. `s3://bucket/key`) with the
+        decorated function.
+
+        The function is called as `fetch(url, ctx)` with the URL and a `zoo.store.sources.FetchContext`, and
+        returns one of: a URL of another scheme (`https://...`: the store fetches it there, with mirrors,
+        resume and retries), a `pathlib.Path` of a local file (copied into the cache and verified), or a
+        `zoo.store.sources.Fetched` it wrote beside `ctx.target` itself. A `zoo.store.sources.Source`
+        subclass may be decorated instead. Either way the store still checks the bytes against the
+        artifact's sha256 and size before anything enters the cache.
+
+        Example:
+            ```python
+            @plugin.source("s3")
+            def s3(url: str, ctx: object) -> str:
+                bucket, _, key = url.removeprefix("s3://").partition("/")
+                return f"https://{bucket}.s3.amazonaws.com/{key}"
+            ```
+
+        Args:
+            scheme: the URL scheme, without the colon; zoo's own (`http`, `https`, `file`, `pkg`, `hf`) are refused.
+            network: False for a source that reads local files only (it then works with `ZOO_OFFLINE=1`).
+
+        Raises:
+            PluginError: a malformed scheme, one of zoo's own, or one this plugin already declares. Two plugins
+                that declare the same scheme are reported by `zoo plugins`, and a fetch of that scheme raises
+                a `PluginError` naming both.
+        """
+        key = scheme.lower() if isinstance(scheme, str) else scheme
+        if not isinstance(key, str) or not _SOURCE_SCHEME.fullmatch(key):
+            raise PluginError(f"Source scheme {scheme!r} must be a URL scheme such as 's3'.", plugin=self.name)
+        if key in CORE_SOURCE_SCHEMES:
+            raise PluginError(
+                f"Plugin {self.name!r} declares the source scheme '{key}:', which zoo handles itself: pick another.",
+                plugin=self.name,
+            )
+        if key in self._sources:
+            raise PluginError(f"Plugin {self.name!r} declares the source scheme '{key}:' twice.", plugin=self.name)
+
+        def decorate(fetch: F) -> F:
+            if not callable(fetch):
+                raise PluginError(
+                    f"Source '{key}:' of {self.name!r} must be a function or a Source class.", plugin=self.name
+                )
+            self._sources[key] = SourceDeclaration(key, fetch, self.name, network)
+            return fetch
 
         return decorate
 
@@ -155,7 +231,9 @@ class Plugin:
         commands win over a plugin's of the same name.
         """
         if ":" not in target or not _PLUGIN_NAME.fullmatch(name):
-            raise PluginError(f"Command {name!r} -> {target!r} must look like 'name', 'package.module:command'.")
+            raise PluginError(
+                f"Command {name!r} -> {target!r} must look like 'name', 'package.module:command'.", plugin=self.name
+            )
         self._commands[name] = target
 
     @property
@@ -194,7 +272,7 @@ class Plugin:
     def task(self, name: str, target: str) -> None:
         """Add a task implemented by the class at `target` (`"package.module:Class"`), imported when used."""
         if ":" not in target:
-            raise PluginError(f"Task target {target!r} must look like 'package.module:Class'.")
+            raise PluginError(f"Task target {target!r} must look like 'package.module:Class'.", plugin=self.name)
         self._tasks[name] = target
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from zoo import settings
 from zoo.errors import PluginError, UnknownModelError
 from zoo.names import ModelName, parse_name
-from zoo.plugin import Plugin, SchemeResolver
+from zoo.plugin import Plugin, SchemeResolver, SourceDeclaration
 from zoo.specs import ModelSpec
 
 if TYPE_CHECKING:
@@ -102,6 +102,7 @@ class Registry:
     _schemes: dict[str, SchemeResolver] = field(default_factory=dict, init=False, repr=False)
     _tasks: dict[str, str] = field(default_factory=lambda: dict(CORE_TASKS), init=False, repr=False)
     _commands: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    _sources: dict[str, list[SourceDeclaration]] = field(default_factory=dict, init=False, repr=False)
     #: `scheme` / `command` -> info keys of every plugin claiming it, the one that resolves it first.
     _owners: dict[tuple[str, str], list[str]] = field(default_factory=dict, init=False, repr=False)
     _base_reasons: dict[str, str] = field(default_factory=dict, init=False, repr=False)
@@ -183,6 +184,9 @@ class Registry:
         for name, target in plugin.commands.items():
             self._commands.setdefault(name, target)
             self._owners.setdefault(("command", name), []).append(key)
+        for scheme, declaration in plugin.sources.items():  # a clash is raised when the scheme is used
+            self._sources.setdefault(scheme, []).append(declaration)
+            self._owners.setdefault(("source", scheme), []).append(key)
         info = PluginInfo(
             key.rpartition(":")[2] if distribution else key, "ok", source, version,
             description=plugin.description, models=len(plugin.specs), distribution=distribution,
@@ -217,7 +221,7 @@ class Registry:
             for key in keys if len(keys) > 1 else ():
                 others = ", ".join(self._owner_label(k) for k in keys if k != key)
                 winner = "it resolves it" if key == keys[0] else f"{self._owner_label(keys[0])} resolves it"
-                label = f"{what}:" if kind == "scheme" else f"zoo {what}"
+                label = f"zoo {what}" if kind == "command" else f"{what}:"
                 claims.setdefault(key, []).append(f"{kind} {label!r} is also claimed by {others} ({winner})")
         for key, info in list(self.infos.items()):
             if info.status != "ok":
@@ -265,6 +269,26 @@ class Registry:
 
     def __iter__(self) -> Iterator[ModelSpec]:
         return iter(self.specs())
+
+    def source(self, scheme: str) -> SourceDeclaration | None:
+        """The download source a plugin declares for `scheme` (`Plugin.source`), or None when none does.
+
+        Raises:
+            PluginError: more than one plugin declares `scheme`; the message names them all.
+        """
+        declared = self._sources.get(scheme.lower(), [])
+        if len(declared) > 1:
+            owners = [self._owner_label(k) for k in self._owners[("source", scheme.lower())]]
+            raise PluginError(
+                f"The plugins {' and '.join(owners)} both declare the download scheme '{scheme}:': disable one "
+                f"with ZOO_PLUGINS (see `zoo plugins`).",
+                plugin=declared[1].plugin,
+            )
+        return declared[0] if declared else None
+
+    def source_schemes(self) -> list[str]:
+        """Download schemes plugins declare, sorted."""
+        return sorted(self._sources)
 
     def task_target(self, task: str) -> str:
         """The `module:Class` that implements `task`."""

@@ -32,15 +32,15 @@ _PIL_INTERPOLATIONS = frozenset({"lanczos", "box", "hamming"})
 
 
 def validate_filename(name: str) -> str:
-    """Return `name` if it is a plain file name safe to create in the cache, else raise `ValueError`.
+    """Return `name` if it is a plain file name safe to create in the cache, else raise `InputError`.
 
     Refuses path separators, drive letters, `..`, leading dots, control characters (a trailing newline
     too) and the device names Windows reserves (`CON`, `aux`, `NUL.pth`), before any filesystem access.
     """
     if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or ".." in name:
-        raise ValueError(f"unsafe file name {name!r}: use letters, digits, '.', '_', '+' and '-' only")
+        raise InputError(f"unsafe file name {name!r}: use letters, digits, '.', '_', '+' and '-' only.")
     if _RESERVED.fullmatch(name):
-        raise ValueError(f"unsafe file name {name!r}: Windows reserves it for a device; rename the file")
+        raise InputError(f"unsafe file name {name!r}: Windows reserves it for a device; rename the file.")
     return name
 
 
@@ -49,7 +49,7 @@ def _hex(value: str | None, what: str) -> str | None:
         return None
     value = value.lower()
     if not _HEX.fullmatch(value) or len(value) > 64:
-        raise ValueError(f"{what} {value!r} is not a hex sha256 digest (or prefix)")
+        raise InputError(f"{what} {value!r} is not a hex sha256 digest (or prefix): give up to 64 hex digits.")
     return value
 
 
@@ -215,9 +215,9 @@ class Artifact:
         object.__setattr__(self, "sha256", _hex(self.sha256, "sha256"))
         object.__setattr__(self, "hash_prefix", _hex(self.hash_prefix, "hash_prefix"))
         if self.sha256 is not None and len(self.sha256) != 64:
-            raise ValueError(f"sha256 of {self.name} must have 64 hex digits; use hash_prefix= for a prefix")
+            raise InputError(f"sha256 of {self.name} must have 64 hex digits; use hash_prefix= for a prefix.")
         if self.format not in FORMATS:
-            raise ValueError(f"format {self.format!r} of {self.name} is not one of {', '.join(FORMATS)}")
+            raise InputError(f"Format {self.format!r} of {self.name} is not one of {', '.join(FORMATS)}.")
 
     @property
     def expected_digest(self) -> str | None:
@@ -266,7 +266,9 @@ class Weights:
         for name in ("builder_kwargs", "metrics", "meta"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
         if self.url is None and not self.urls and self.filename is None:
-            raise ValueError("Weights need a url, urls or a filename")
+            raise InputError("Weights need a url, urls or a filename: give at least one of them.")
+        if not all(isinstance(u, str) for u in (self.url, *self.urls) if u is not None):
+            raise InputError(f"Weights URLs must be strings, not {self.url!r} / {self.urls!r}: give url='https://...'.")
         self.artifact  # noqa: B018 - validates the file name and hashes now, at declaration time
 
     @property
@@ -344,7 +346,7 @@ class ModelSpec:
                 raise PluginError(
                     f"Head {path!r} of {self.name!r} is not a dotted module path such as 'fc' or 'heads.head'."
                 )
-        if not _TAG.fullmatch(self.name or ""):
+        if not isinstance(self.name, str) or not _TAG.fullmatch(self.name):
             raise PluginError(
                 f"Model name {self.name!r} is invalid: use letters, digits, '.', '_', '+' and '-', starting with a "
                 f"letter or digit."
@@ -353,7 +355,7 @@ class ModelSpec:
         if self.labels is not None:
             object.__setattr__(self, "labels", tuple(self.labels))
         for tag in self.weights:
-            if not _TAG.fullmatch(tag) or tag.lower() == "none":
+            if not isinstance(tag, str) or not _TAG.fullmatch(tag) or tag.lower() == "none":
                 raise PluginError(f"Weights tag {tag!r} of {self.name!r} is invalid (letters, digits, '._+-').")
         for alias, target in self.aliases.items():
             if target not in self.weights:

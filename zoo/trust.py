@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo import settings
+from zoo._atomic import atomic_write_text
 from zoo.errors import UntrustedCodeError, ZooError
 
 __all__ = ["TrustRule", "add", "archive_bindings", "check", "parse", "remove", "rules", "trust_file", "trusted"]
@@ -211,7 +212,5 @@ def remove(entry: str) -> bool:
 def _write(entries: list[str], archives: dict[str, Any]) -> None:
     path = trust_file()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     data = {"trusted": sorted(entries), "archives": dict(sorted(archives.items()))}
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")

@@ -49,7 +49,7 @@ class RNNClassifier(nn.Module):
     ) -> None:
         super().__init__()
         if cell not in CELLS:
-            raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}")
+            raise InputError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}: pass one of them as cell=.")
         extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
         self.cell = cell
         self.input_size = input_size

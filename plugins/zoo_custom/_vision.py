@@ -30,7 +30,7 @@ class LeNet5(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
         super().__init__()
         if in_channels not in (1, 3):
-            raise ValueError(f"in_channels must be 1 or 3, not {in_channels}")
+            raise InputError(f"in_channels must be 1 or 3, not {in_channels}: pass in_channels=1 or in_channels=3.")
         self.in_channels = in_channels
         self.conv1 = nn.Conv2d(in_channels, 6, 5)
         self.pool = nn.MaxPool2d(2, 2)

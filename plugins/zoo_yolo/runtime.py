@@ -31,7 +31,7 @@ from pathlib import Path
 from types import ModuleType
 
 from zoo import UnsupportedError
-from zoo.ext import backend_dirs, configure_backends
+from zoo.ext import atomic_path, atomic_write_text, backend_dirs, configure_backends
 
 __all__ = ["INSTALL_HINT", "config_dir", "quiet", "ultralytics_module"]
 
@@ -131,9 +131,7 @@ def write_settings(folder: Path) -> Path:
         "openvino_msg": False,
     }
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(settings, indent=2) + "\n")
     return path
 
 
@@ -148,9 +146,8 @@ def install_fonts(folder: Path) -> None:
         return
     folder.mkdir(parents=True, exist_ok=True)
     for target in missing:
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        shutil.copyfile(font, tmp)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            shutil.copyfile(font, tmp)
 
 
 def _dejavu() -> Path | None:

@@ -141,7 +141,7 @@ def resolve_data(data: Any, folder: Path) -> str:
         except (OSError, yaml.YAMLError) as exc:
             raise InputError(f"Cannot read the dataset yaml {path}: {exc}") from exc
         if not isinstance(content, dict):
-            raise InputError(f"{path} is not a dataset yaml (a mapping with path, train, val and names).")
+            raise InputError(f"{path} is not a dataset yaml (a mapping with path, train, val and names).", path=path)
         base = path.absolute().parent
     root = Path(str(content.get("path") or ".")).expanduser()
     if not root.is_absolute():  # the yaml's folder first, then the working directory

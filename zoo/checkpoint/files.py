@@ -12,18 +12,17 @@ Every file is written to a temporary name beside its target and renamed over it 
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoo._atomic import atomic_path
 from zoo.arguments import file_kwargs, parse_json
 from zoo.checkpoint.metadata import CheckpointInfo
 from zoo.checkpoint.weights import build_module, save_safetensors, untie, version_header
 from zoo.errors import InputError, UnknownModelError, UnsupportedError, ZooError
-from zoo.store.cache import move_into_place, temp_path
 
 if TYPE_CHECKING:
     import torch
@@ -120,31 +119,19 @@ def check_replaceable(path: Path) -> None:
         if path.is_file() and sniff(path) == "safetensors":
             return
         kind = "a safetensors file"
-    raise InputError(f"{path} exists and is not {kind}: zoo will not overwrite it. Remove it or save elsewhere.")
+    raise InputError(
+        f"{path} exists and is not {kind}: zoo will not overwrite it. Remove it or save elsewhere.", path=path
+    )
 
 
 def atomic_write(target: Path, write: Callable[[Path], object]) -> None:
     """Run `write(tmp)` on a temporary path beside `target`, fsync it, and rename it over `target`.
 
-    The file gets the mode the user's umask gives new files (0644 under umask 022). On any error the
-    temporary file is removed and `target` is left as it was; a full disk is a one-line `ZooError`.
+    `zoo._atomic.atomic_path` does the work: the file gets the mode the user's umask gives new files; on any
+    error the temporary file is removed and `target` is left as it was; a full disk is a `DiskFullError`.
     """
-    tmp = temp_path(target)
-    try:
+    with atomic_path(target) as tmp:
         write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        move_into_place(tmp, target)
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-            raise ZooError(
-                f"The disk holding {target.parent} is full ({os.strerror(exc.errno)}): {target.name} was not "
-                f"written. Free space or write elsewhere."
-            ) from None
-        raise
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def load_checkpoint(path: str | os.PathLike[str], *, device: Any = "auto", **kwargs: Any) -> Model:
@@ -199,7 +186,9 @@ def read_info(path: str | os.PathLike[str]) -> tuple[Path, CheckpointInfo]:
     if path.is_dir():
         weights = path / WEIGHTS_NAME
         if not weights.is_file():
-            raise InputError(f"{path} has no {WEIGHTS_NAME}: zoo.load(folder) reads folders written by model.save.")
+            raise InputError(
+                f"{path} has no {WEIGHTS_NAME}: zoo.load(folder) reads folders written by model.save.", path=path
+            )
         info = _config_info(path / CONFIG_NAME) or _header_info(weights)
     elif path.is_file():
         weights = path
@@ -247,10 +236,10 @@ def _config_info(path: Path) -> CheckpointInfo | None:
         return None
     try:
         if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise InputError(f"{path} is over {MAX_CONFIG_BYTES // 2**20} MiB: not a model's config.json.")
+            raise InputError(f"{path} is over {MAX_CONFIG_BYTES // 2**20} MiB: not a model's config.json.", path=path)
         text = path.read_bytes()
     except OSError as exc:
-        raise InputError(f"{path} cannot be read ({exc.strerror or exc}): fix or remove it.") from None
+        raise InputError(f"{path} cannot be read ({exc.strerror or exc}): fix or remove it.", path=path) from None
     config = parse_json(text, what="content", source=str(path))
     return CheckpointInfo.from_config(config, source=str(path)) if isinstance(config, dict) else None
 

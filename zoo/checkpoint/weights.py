@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.checkpoint.reader import read_state_dict
-from zoo.errors import ChecksumError, UnsupportedError, ZooError
+from zoo.errors import ChecksumError, InputError, UnsupportedError, ZooError
 from zoo.specs import Artifact
 from zoo.store import CacheEntry, Store, get_store, pins
 from zoo.store.cache import hash_file
@@ -264,9 +264,17 @@ def _call(builder: Callable[..., Any], kwargs: Mapping[str, Any]) -> torch.nn.Mo
 
     try:
         module = builder(**kwargs)
-    except TypeError as exc:
-        raise ZooError(
+    except ZooError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise InputError(
             f"The model builder refused its arguments: {exc}. See `zoo info NAME` for its arguments."
+        ) from exc
+    except RuntimeError as exc:
+        if torch.get_default_device().type == "meta":
+            raise  # a builder that computes with tensors: `build_module` builds it again on the CPU
+        raise InputError(
+            f"The model builder failed with these arguments ({exc}). See `zoo info NAME` for its arguments."
         ) from exc
     if not isinstance(module, torch.nn.Module):
         raise ZooError(f"The model builder returned {type(module).__name__}, not a torch.nn.Module.")

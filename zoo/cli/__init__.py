@@ -15,7 +15,8 @@ __all__ = ["cli", "main"]
 
 
 class ZooGroup(click.Group):
-    """A click group that turns `ZooError` into `error: <message>` and exit code 1, in one place.
+    """A click group that turns `ZooError` (and an `OSError` on a named path) into `error: <message>` and exit
+    code 1, in one place.
 
     Besides its own commands it offers those plugins add with `Plugin.command`, found only when a name
     is not one of its own (so `zoo list` does not pay for them).
@@ -39,6 +40,12 @@ class ZooGroup(click.Group):
             return super().invoke(ctx)
         except ZooError as exc:
             click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+        except OSError as exc:  # a path the user named that cannot be read or written: not a bug, one line
+            if exc.filename is None:
+                raise
+            logging.getLogger(__name__).debug("%s", exc, exc_info=True)
+            click.echo(f"error: {exc.strerror or exc}: {exc.filename}. Check the path and its permissions.", err=True)
             ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

@@ -101,7 +101,9 @@ def _locked_plan(path: Path, names: tuple[str, ...]) -> list[tuple[str, Any, str
     locked = read_lock(path)
     missing = sorted(set(names) - {m.model for m in locked})
     if missing:
-        raise InputError(f"{path} does not lock {', '.join(missing)}: run `zoo fetch ... --lock {path}` again.")
+        raise InputError(
+            f"{path} does not lock {', '.join(missing)}: run `zoo fetch ... --lock {path}` again.", path=path
+        )
     plan = []
     for item in locked:
         if names and item.model not in names:

@@ -21,22 +21,22 @@ import json
 import os
 import re
 import shutil
-import socket
-import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import IO, Any
 
-from zoo.specs import validate_filename
+from zoo._atomic import atomic_write, file_mode, host_tag, temp_path
+from zoo._atomic import commit as move_into_place
+from zoo.specs import Artifact, validate_filename
 
 __all__ = [
     "CacheEntry",
     "CacheRecord",
     "Part",
     "atomic_file",
+    "digest_matches",
     "file_mode",
     "hash_file",
     "host_tag",
@@ -154,55 +154,6 @@ def hash_file(path: Path, *, limit: int | None = None) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def host_tag() -> str:
-    """This machine's name, reduced to what a temporary file name may hold."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:32] or "host"
-
-
-def temp_path(target: Path) -> Path:
-    """A unique temporary path in the target's folder (same filesystem, so `os.replace` is atomic).
-
-    The name carries the host and pid of its writer, so files left by dead processes can be found.
-    """
-    return target.with_name(f".{target.name}.{host_tag()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.part")
-
-
-_UMASK: list[int] = []
-_UMASK_LOCK = threading.Lock()
-
-
-def _umask() -> int:
-    """The process umask: read from /proc (Linux; no side effect), else set and restored once, then kept."""
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    with _UMASK_LOCK:
-        if not _UMASK:
-            old = os.umask(0o022)
-            os.umask(old)
-            _UMASK.append(old)
-    return _UMASK[0]
-
-
-def file_mode() -> int:
-    """The mode a new file gets under the user's umask (0o644 under umask 022, 0o664 under 002)."""
-    return 0o666 & ~_umask()
-
-
-def move_into_place(tmp: Path, target: Path) -> None:
-    """Give a finished temporary file the user's umask mode, then rename it over `target` atomically.
-
-    Temporary files may be created 0600 (`tempfile.mkstemp`, safetensors' `save_file`); a cache or a
-    checkpoint shared by a team needs the mode any other new file of the user would get.
-    """
-    os.chmod(tmp, file_mode())
-    os.replace(tmp, target)
-
-
 def pid_alive(pid: int) -> bool:
     """True when a process with this pid exists on this machine."""
     try:
@@ -277,37 +228,26 @@ def parts_of(folder: Path, name: str | None = None) -> list[Part]:
 
 
 @contextlib.contextmanager
-def atomic_file(target: Path, mode: str = "wb") -> Iterator[IO]:
-    """Write to a unique temporary file and move it over `target` only if the block succeeds.
-
-    The file is flushed and fsynced before the rename; on any error the temporary file is removed
-    and `target` is left as it was.
-    """
+def atomic_file(target: Path, mode: str = "wb") -> Iterator[IO[Any]]:
+    """`zoo._atomic.atomic_write` for a cache file: its name (or its record's file name) must be safe."""
     validate_filename(target.name.removesuffix(".record.json"))
-    tmp = temp_path(target)
-    try:
-        with open(tmp, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        move_into_place(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    with atomic_write(target, mode=mode) as f:
+        yield f
 
 
 def write_json(target: Path, data: Any) -> None:
     """Write JSON to `target` atomically (any file name; the folder must exist)."""
-    tmp = target.with_name(f".{target.name}.{host_tag()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.part")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        move_into_place(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    with atomic_write(target, mode="w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+
+
+def digest_matches(artifact: Artifact, sha256: str, size: int | None = None) -> bool:
+    """True when a file's sha256 (and size) agree with what the artifact declares."""
+    if artifact.sha256 and sha256 != artifact.sha256:
+        return False
+    if artifact.hash_prefix and not sha256.startswith(artifact.hash_prefix):
+        return False
+    return not (artifact.size is not None and size is not None and size != artifact.size)
 
 
 def now() -> float:

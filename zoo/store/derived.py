@@ -8,21 +8,19 @@ how `zoo cache import`, `zoo cache verify` and `zoo fetch --locked` check one in
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from zoo.errors import ZooError
+from zoo._atomic import DISK_FULL, atomic_path
+from zoo.errors import DiskFullError
 from zoo.specs import validate_filename
 from zoo.store.cache import CacheEntry, CacheRecord, hash_file, move_into_place, now, temp_path
 from zoo.store.formats import canonicalize_safetensors
 from zoo.store.locking import ArtifactLock, is_follower, wait_for_leader
 
 __all__ = ["Derivations"]
-
-_DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 
 
 class Derivations:
@@ -57,14 +55,9 @@ class Derivations:
             entry = self.derived(name, origin.sha256)
             if entry is not None:
                 return entry
-            tmp = temp_path(target)
-            try:
+            with atomic_path(target) as tmp:
                 sha, size = self.make(tmp, fmt, make)
                 (target.parent / f"{name}.record.json").unlink(missing_ok=True)
-                move_into_place(tmp, target)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
             record = CacheRecord(
                 name,
                 sha,
@@ -95,10 +88,11 @@ class Derivations:
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
         except OSError as exc:
-            if exc.errno in _DISK_FULL:
-                raise ZooError(
+            if exc.errno in DISK_FULL:
+                raise DiskFullError(
                     f"The disk holding {tmp.parent} is full ({os.strerror(exc.errno)}): the conversion was not "
-                    f"written. Free space, or set ZOO_HOME elsewhere."
+                    f"written. Free space, or set ZOO_HOME elsewhere.",
+                    path=str(tmp),
                 ) from None
             raise
         return hash_file(tmp)

@@ -13,7 +13,6 @@ in the cache, and the copy in the archive is only compared with it. Without its 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -24,11 +23,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import IO
 
+from zoo._atomic import atomic_path
 from zoo.errors import ChecksumError, DownloadError, InputError, ZooError
 from zoo.specs import Artifact, validate_filename
 from zoo.store import CacheEntry, Store, pins
 from zoo.store.archive import is_tar, member_path, open_tar, regular_members
-from zoo.store.cache import CHUNK, CacheRecord, host_tag, move_into_place, temp_path
+from zoo.store.cache import CHUNK, CacheRecord, temp_path
 from zoo.store.locking import ArtifactLock
 from zoo.store.maintenance import entries
 from zoo.store.sources import Fetched, discard
@@ -47,7 +47,7 @@ def export(store: Store, dest: Path, names: Iterable[str] | None = None) -> list
     """Copy cached files and their records to a folder or a tar; returns the file names exported.
 
     Raises:
-        InputError: a name that is not cached.
+        InputError: a name that is not cached, or a destination that cannot be written.
     """
     wanted = None if names is None else [validate_filename(n) for n in names]
     chosen = [e.name for e in entries(store) if wanted is None or e.name in wanted]
@@ -57,18 +57,24 @@ def export(store: Store, dest: Path, names: Iterable[str] | None = None) -> list
     files = [(n, store.weights_dir / n) for n in chosen] + [
         (n + _RECORD, store.weights_dir / (n + _RECORD)) for n in chosen
     ]
-    if is_archive(dest):
-        _export_tar(dest, files)
-    else:
-        (dest / "weights").mkdir(parents=True, exist_ok=True)
-        for name, path in files:
-            shutil.copyfile(path, dest / "weights" / name)
+    try:
+        if is_archive(dest):
+            _export_tar(dest, files)
+        else:
+            (dest / "weights").mkdir(parents=True, exist_ok=True)
+            for name, path in files:
+                shutil.copyfile(path, dest / "weights" / name)
+    except OSError as exc:
+        if isinstance(exc, ZooError):
+            raise
+        raise InputError(
+            f"Cannot export to {dest}: {exc.strerror or exc}. Choose a folder you can write.", path=dest
+        ) from None
     return chosen
 
 
 def _export_tar(dest: Path, files: list[tuple[str, Path]]) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{host_tag()}-{os.getpid()}.part")
     mode = "w:gz" if dest.name.endswith(("gz", "tgz")) else "w"
 
     def anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -77,14 +83,10 @@ def _export_tar(dest: Path, files: list[tuple[str, Path]]) -> None:
         info.mode = 0o644
         return info
 
-    try:
-        with tarfile.open(tmp, mode, format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
-            for name, path in files:
-                tar.add(path, arcname=f"weights/{name}", recursive=False, filter=anonymous)
-        move_into_place(tmp, dest)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    pax = tarfile.PAX_FORMAT
+    with atomic_path(dest) as tmp, tarfile.open(tmp, mode, format=pax) as tar:  # type: ignore[call-overload]
+        for name, path in files:
+            tar.add(path, arcname=f"weights/{name}", recursive=False, filter=anonymous)
 
 
 @dataclass

@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from zoo._atomic import atomic_write
 from zoo.errors import UnsupportedError
 
 __all__ = ["FormatError", "canonicalize_safetensors", "check_format", "safetensors_header"]
@@ -139,14 +140,8 @@ def canonicalize_safetensors(path: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         return
-    tmp = path.with_name(path.name + ".canonical")
-    try:
-        with open(path, "rb") as src, open(tmp, "wb") as dst:
-            dst.write(len(raw).to_bytes(8, "little") + raw)
+    with atomic_write(path) as dst:
+        dst.write(len(raw).to_bytes(8, "little") + raw)
+        with open(path, "rb") as src:
             src.seek(8 + length)
             shutil.copyfileobj(src, dst, 1 << 22)
-            dst.flush()
-            os.fsync(dst.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -39,7 +39,9 @@ ARCHIVE_PINS = "archives.json"
 def _check(owner: str, repo: str, ref: str) -> None:
     for what, value, pattern in (("owner", owner, _NAME), ("repo", repo, _NAME), ("ref", ref, _REF)):
         if not isinstance(value, str) or not pattern.fullmatch(value) or ".." in value or value.endswith((".", "/")):
-            raise ValueError(f"unsafe GitHub {what} {value!r}: letters, digits, '.', '_', '-' (and '/' in refs) only")
+            raise InputError(
+                f"unsafe GitHub {what} {value!r}: use letters, digits, '.', '_', '-' (and '/' in refs) only"
+            )
 
 
 def archive_artifact(owner: str, repo: str, ref: str) -> Artifact:
@@ -79,7 +81,7 @@ def repo_snapshot(
         The snapshot folder (``hubconf.py`` at its top for torch.hub repos).
 
     Raises:
-        ValueError: an unsafe owner, repo or ref (checked before any filesystem access).
+        InputError: an unsafe owner, repo or ref (checked before any filesystem access).
         OfflineError: ``ZOO_OFFLINE=1`` and neither the snapshot nor its archive is cached.
         DownloadError: the archive could not be fetched.
         ChecksumError: the archive is not of the commit asked for.

@@ -15,7 +15,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from zoo.errors import DownloadError
+from zoo.errors import DownloadError, InputError
 from zoo.store.cache import hash_file, temp_path
 from zoo.store.http import Progress
 from zoo.store.sources import FetchContext, Fetched, Source, copy_in, discard
@@ -33,12 +33,12 @@ def parse_hf(url: str) -> tuple[str, str | None, str]:
     """`(repo_id, revision or None, path in repo)` of an `hf:` URL.
 
     Raises:
-        ValueError: not `hf:org/repo[@revision]/path`, or a path with `..`, `.` or a leading `/`.
+        InputError: not `hf:org/repo[@revision]/path`, or a path with `..`, `.` or a leading `/`.
     """
     match = _URL.fullmatch(url)
     parts = PurePosixPath(match["path"]).parts if match else ()
     if match is None or match["path"].startswith("/") or any(p in {"..", "."} for p in parts) or ".." in match["repo"]:
-        raise ValueError(f"{url!r} is not hf:org/repo[@revision]/path/in/repo")
+        raise InputError(f"{url!r} is not hf:org/repo[@revision]/path/in/repo: fix the URL.")
     return match["repo"], match["rev"], match["path"]
 
 
@@ -66,7 +66,7 @@ class HfSource(Source):
             if isinstance(exc, OSError) and exc.errno in {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}:
                 raise
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise DownloadError(f"{url}: {type(exc).__name__}: {first}") from exc
+            raise DownloadError(f"{url}: {type(exc).__name__}: {first}", url=url) from exc
         if rev != commit:  # like huggingface_hub does: the branch now points here, offline lookups see it
             refs = _repo_folder(ctx, repo) / "refs"
             refs.mkdir(parents=True, exist_ok=True)

@@ -96,16 +96,16 @@ class Unreachable(DownloadError):
     def __init__(self, url: str, reason: BaseException) -> None:
         host = urllib.parse.urlsplit(url).netloc
         what = "does not resolve" if isinstance(reason, socket.gaierror) else "refused the connection"
-        super().__init__(f"{host} {what} ({url}; {reason})")
-        self.url = url
+        super().__init__(f"{host} {what} ({url}; {reason})", url=url)
 
 
 class _Retry(Exception):
     """A failure worth another attempt."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.status = status
 
 
 def download(
@@ -137,7 +137,9 @@ def download(
             return _attempt(url, part, progress, policy, resume or attempt > 0, require_length)
         except _Retry as exc:
             if attempt == policy.retries:
-                raise DownloadError(f"{url} failed after {attempt + 1} attempts: {exc}") from None
+                raise DownloadError(
+                    f"{url} failed after {attempt + 1} attempts: {exc}", url=url, status=exc.status
+                ) from None
             wait = policy.delay(attempt, exc.retry_after)
             log.warning("%s: %s; retry %d of %d in %.1f s", url, exc, attempt + 1, policy.retries, wait)
             time.sleep(wait)
@@ -162,7 +164,9 @@ def _attempt(
                     f"{url} sent no Content-Length, and upstream publishes no hash or size for this file, so a "
                     f"cut-short download could not be told from a whole one: nothing was installed. Use a server "
                     f"or mirror that sends Content-Length, or bring the file with `zoo cache import` or "
-                    f"ZOO_WEIGHTS_PATH."
+                    f"ZOO_WEIGHTS_PATH.",
+                    url=url,
+                    status=response.status,
                 )
             _write_meta(part, url, response, total)
             sha, size = _stream(response, part, offset, total, progress)
@@ -207,8 +211,8 @@ def _http_error(exc: urllib.error.HTTPError, url: str, part: Path) -> None:
     if exc.code == 429 or exc.code >= 500:
         after = exc.headers.get("Retry-After") if exc.headers else None
         retry_after = float(after) if after and after.strip().isdigit() else None
-        raise _Retry(f"HTTP {exc.code} {exc.reason}", retry_after) from None
-    raise DownloadError(f"{url} answered HTTP {exc.code} {exc.reason}.") from None
+        raise _Retry(f"HTTP {exc.code} {exc.reason}", retry_after, exc.code) from None
+    raise DownloadError(f"{url} answered HTTP {exc.code} {exc.reason}.", url=url, status=exc.code) from None
 
 
 def _validator(meta: dict[str, Any]) -> str | None:

@@ -131,17 +131,17 @@ def read_lock(path: Path) -> list[Locked]:
     except FileNotFoundError:
         raise InputError(f"No lockfile at {path}: write one with `zoo fetch NAME... --lock {path}`.") from None
     except (OSError, ValueError) as exc:
-        raise InputError(f"{path} is not a zoo lockfile ({exc}).") from None
+        raise InputError(f"{path} is not a zoo lockfile ({exc}).", path=path) from None
     if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("models"), list):
-        raise InputError(f"{path} is not a version {VERSION} zoo lockfile.")
+        raise InputError(f"{path} is not a version {VERSION} zoo lockfile.", path=path)
     out = []
     for item in data["models"]:
         try:
             locked = Locked(**item)
             validate_filename(locked.file)
             if not _SHA.fullmatch(locked.sha256):
-                raise ValueError(f"sha256 {locked.sha256!r} is not a full sha256")
+                raise InputError(f"sha256 {locked.sha256!r} is not a full sha256")
         except (TypeError, ValueError) as exc:
-            raise InputError(f"{path}: bad entry {item!r}: {exc}") from None
+            raise InputError(f"{path}: bad entry {item!r}: {exc}", path=path) from None
         out.append(locked)
     return out

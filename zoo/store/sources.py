@@ -6,10 +6,14 @@
 | `hf:` | `zoo.store.hf.HfSource` | `hf:org/repo@main/model.safetensors` (revision pinned to its commit) |
 | `file:` or an absolute path | `FileSource` | `file:///mnt/weights/lenet5.safetensors` |
 | `pkg:` | `PackageSource` | `pkg:acme-weights/acme_weights/resnet.safetensors` (a file of an installed package) |
+| any other | `PluginSource` | `s3://bucket/key`, when a plugin declares it with `Plugin.source("s3")` |
 
 Each source writes the bytes into a temporary file beside the cache target and returns their sha256; the
 store verifies them and renames the file into place. `ZOO_WEIGHTS_PATH` folders are searched before any
 source (`local_candidates`) and used in place.
+
+The table of zoo's own schemes (`SOURCES`) is fixed; plugins add schemes through `Plugin.source`, and the
+registry hands them to `source_for` (two plugins declaring one scheme is a `PluginError` naming both).
 """
 
 from __future__ import annotations
@@ -23,14 +27,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from zoo import settings
-from zoo.errors import DownloadError
+from zoo.errors import DownloadError, InputError, PluginError, ZooError
 from zoo.specs import Artifact
 from zoo.store.cache import CHUNK, temp_path
 from zoo.store.http import Policy, Progress, download
+
+if TYPE_CHECKING:
+    from zoo.plugin import SourceDeclaration
 
 __all__ = [
     "FetchContext",
@@ -38,6 +45,7 @@ __all__ = [
     "FileSource",
     "HttpSource",
     "PackageSource",
+    "PluginSource",
     "Source",
     "candidate_urls",
     "local_candidates",
@@ -146,7 +154,7 @@ class FileSource(Source):
     def fetch(self, url: str, ctx: FetchContext) -> Fetched:
         path = Path(unquote(urlsplit(url).path)) if url.startswith("file:") else Path(url)
         if not path.is_file():
-            raise DownloadError(f"{url}: no such file.")
+            raise DownloadError(f"{url}: no such file.", url=url)
         return copy_in(path, ctx, str(path))
 
 
@@ -167,7 +175,7 @@ class PackageSource(Source):
         """The installed file a `pkg:` URL names.
 
         Raises:
-            ValueError: a malformed URL, or a path that leaves the distribution.
+            InputError: a malformed URL, or a path that leaves the distribution.
             DownloadError: the distribution is not installed or does not ship that file.
         """
         from importlib import metadata
@@ -175,9 +183,9 @@ class PackageSource(Source):
         dist_name, _, rel = url.removeprefix("pkg:").partition("/")
         parts = PurePosixPath(rel).parts
         if not _DIST.fullmatch(dist_name) or not parts or rel.startswith("/") or any(p in {"..", "."} for p in parts):
-            raise ValueError(f"{url!r} is not pkg:distribution/path/in/package")
+            raise InputError(f"{url!r} is not pkg:distribution/path/in/package: fix the URL.")
         if "\\" in rel or ":" in rel:
-            raise ValueError(f"{url!r} is not pkg:distribution/path/in/package")
+            raise InputError(f"{url!r} is not pkg:distribution/path/in/package: fix the URL.")
         try:
             dist = metadata.distribution(dist_name)
         except metadata.PackageNotFoundError:
@@ -189,10 +197,10 @@ class PackageSource(Source):
         if shipped and rel not in shipped:
             editable = _editable_file(dist, parts)
             if editable is None:
-                raise DownloadError(f"{url}: {dist_name} {dist.version} does not ship {rel!r}.")
+                raise DownloadError(f"{url}: {dist_name} {dist.version} does not ship {rel!r}.", url=url)
             path = editable
         if not path.is_file():
-            raise DownloadError(f"{url}: {path} is missing from the installed {dist_name}.")
+            raise DownloadError(f"{url}: {path} is missing from the installed {dist_name}.", url=url)
         return path
 
 
@@ -213,7 +221,56 @@ def _editable_file(dist: Any, parts: tuple[str, ...]) -> Path | None:
     return None
 
 
-#: Source classes by URL scheme; a string is imported when first used (`module:Class`).
+class PluginSource(Source):
+    """A scheme a plugin declares with `Plugin.source`: its function turns the URL into a fetch.
+
+    The function returns a URL of another scheme (fetched by that scheme's source), a
+    `Path` of a local file (copied in), or a `Fetched` it wrote itself; the store verifies the bytes.
+    """
+
+    def __init__(self, declaration: SourceDeclaration) -> None:
+        self.declaration = declaration
+        self.network = declaration.network  # type: ignore[misc]  # per declaration, not per class
+
+    def _resolve(self, url: str, ctx: FetchContext) -> Fetched | Path | str:
+        try:
+            result = self.declaration.fetch(url, ctx)
+        except ZooError:
+            raise
+        except Exception as exc:  # a plugin's own failure is a failed source, named, never a traceback
+            first = str(exc).split("\n", 1)[0][:200]
+            raise DownloadError(
+                f"{url}: the {self.declaration.plugin!r} plugin's '{self.declaration.scheme}:' source failed: "
+                f"{type(exc).__name__}: {first}",
+                url=url,
+            ) from exc
+        if not isinstance(result, (Fetched, Path, str)):
+            raise PluginError(
+                f"The '{self.declaration.scheme}:' source of plugin {self.declaration.plugin!r} returned "
+                f"{type(result).__name__}: it must return a URL, a Path or a Fetched.",
+                plugin=self.declaration.plugin,
+            )
+        return result
+
+    def fetch(self, url: str, ctx: FetchContext) -> Fetched:
+        result = self._resolve(url, ctx)
+        if isinstance(result, Fetched):
+            return result
+        if isinstance(result, Path):
+            if not result.is_file():
+                raise DownloadError(
+                    f"{url}: the {self.declaration.plugin!r} plugin gave {result}, which is no file.", url=url
+                )
+            return copy_in(result, ctx, url)
+        inner = url_source(result, plugin_ok=False)
+        return inner.fetch(result, ctx)
+
+    def local(self, url: str, ctx: FetchContext) -> Fetched | None:
+        return None if self.network else self.fetch(url, ctx)
+
+
+#: zoo's own source classes by URL scheme; a string is imported when first used (`module:Class`). Plugins
+#: declare other schemes with `Plugin.source`, never by editing this table.
 SOURCES: dict[str, type[Source] | str] = {
     "http": HttpSource,
     "https": HttpSource,
@@ -224,20 +281,48 @@ SOURCES: dict[str, type[Source] | str] = {
 
 
 def source_for(url: str) -> Source:
-    """The source that handles `url` (an absolute path counts as `file:`).
+    """The source that handles `url` (an absolute path counts as `file:`): zoo's own, else a plugin's.
 
     Raises:
         DownloadError: no source handles the URL's scheme.
+        PluginError: two plugins declare the URL's scheme.
     """
+    return url_source(url)
+
+
+def url_source(url: str, *, plugin_ok: bool = True) -> Source:
+    """`source_for`; with `plugin_ok=False`, only zoo's own schemes (what a plugin's source may return)."""
+    if not isinstance(url, str):
+        raise InputError(f"A download URL must be a string, not {type(url).__name__}.")
     scheme = "file" if url.startswith("/") else url.partition(":")[0].lower()
     target = SOURCES.get(scheme)
     if target is None:
-        known = ", ".join(f"{s}:" for s in sorted(SOURCES))
-        raise DownloadError(f"No source handles {url!r}: known schemes are {known}.")
+        declaration = _plugin_source(scheme) if plugin_ok else None
+        if declaration is not None:
+            if isinstance(declaration.fetch, type) and issubclass(declaration.fetch, Source):
+                return declaration.fetch()
+            return PluginSource(declaration)
+        known = ", ".join(f"{s}:" for s in sorted({*SOURCES, *(_plugin_schemes() if plugin_ok else ())}))
+        raise DownloadError(
+            f"No source handles {url!r}: known schemes are {known}. A plugin adds one with `Plugin.source`.", url=url
+        )
     if isinstance(target, str):
         module, _, attr = target.partition(":")
         target = SOURCES[scheme] = getattr(importlib.import_module(module), attr)
     return target()
+
+
+def _plugin_source(scheme: str) -> SourceDeclaration | None:
+    """The registry hands the store what plugins declared (imported here: the registry never imports the store)."""
+    from zoo.registry import get_registry
+
+    return get_registry().source(scheme)
+
+
+def _plugin_schemes() -> list[str]:
+    from zoo.registry import get_registry
+
+    return get_registry().source_schemes()
 
 
 def rewrite(url: str, mirrors: list[tuple[str, str]]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import numbers
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -58,10 +59,10 @@ class ImageClassification(Task):
             One `Classification`, or a `ResultList` for list-like inputs (lists, folders, globs, NCHW).
         """
         check_on_error(on_error)
-        if top_k < 1:
-            raise InputError(f"top_k must be at least 1, not {top_k}.")
-        if batch_size < 1:
-            raise InputError(f"batch_size must be at least 1, not {batch_size}.")
+        if not _whole(top_k) or top_k < 1:
+            raise InputError(f"top_k must be at least 1, not {top_k!r}.")
+        if not _whole(batch_size) or batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, not {batch_size!r}.")
         if not preprocess:
             return self._predict_tensor(inputs, top_k, batch_size, amp)
         items, is_batch = collect_images(inputs)
@@ -144,6 +145,11 @@ def top_k(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     probs = logits.softmax(dim=-1)
     scores, indices = probs.topk(min(k, probs.shape[-1]), dim=-1)
     return scores.cpu(), indices.cpu()
+
+
+def _whole(value: Any) -> bool:
+    """True for an integer (numpy's too), not a bool: what counts and sizes must be."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _chunks(items: Sequence[ImageItem], size: int) -> Iterator[Sequence[ImageItem]]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from zoo.errors import InputError
 from zoo.results import Classification
 from zoo.tasks.base import Task
-from zoo.tasks.classification import logits_of, top_k
+from zoo.tasks.classification import _whole, logits_of, top_k
 
 if TYPE_CHECKING:
     import torch
@@ -51,10 +51,10 @@ class SequenceClassification(Task):
         Returns:
             One `Classification` for a single sequence, else a list in input order.
         """
-        if top_k < 1:
-            raise InputError(f"top_k must be at least 1, not {top_k}.")
-        if batch_size < 1:
-            raise InputError(f"batch_size must be at least 1, not {batch_size}.")
+        if not _whole(top_k) or top_k < 1:
+            raise InputError(f"top_k must be at least 1, not {top_k!r}.")
+        if not _whole(batch_size) or batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, not {batch_size!r}.")
         from torch.nn.utils.rnn import PackedSequence
 
         if isinstance(inputs, PackedSequence):

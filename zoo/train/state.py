@@ -7,11 +7,11 @@ best model as a self-describing `best.safetensors` written by `Model.save`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoo._atomic import atomic_path
 from zoo.errors import InputError
 
 if TYPE_CHECKING:
@@ -29,12 +29,8 @@ def write_state(path: Path, state: Mapping[str, Any]) -> None:
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         torch.save({"format": FORMAT, **state}, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def read_state(path: Path) -> dict[str, Any]:
