@@ -30,12 +30,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from zoo._frozen import thaw
 from zoo.arguments import check_json, parse_json, recordable_kwargs
 from zoo.errors import InputError, ZooError
 from zoo.specs import ImagePreprocess
 
 if TYPE_CHECKING:
-    from zoo.model import Model
+    from zoo.model import ModelInfo
+    from zoo.specs import ModelSpec
 
 __all__ = ["FORMAT_VERSION", "CheckpointInfo"]
 
@@ -63,7 +65,7 @@ class CheckpointInfo:
         preprocess: input preprocessing, or None (the spec's is used then).
         weights: the weights tag the model started from, or None.
         base_sha256: sha256 of that weights file, or None.
-        training: summary of the training that produced the weights (`Model.training_summary`), or None.
+        training: summary of the training that produced the weights (`ModelInfo.training`), or None.
         zoo_version: zoo version that wrote it.
         torch_version: torch version that wrote it.
     """
@@ -86,8 +88,8 @@ class CheckpointInfo:
             object.__setattr__(self, "labels", tuple(str(label) for label in self.labels))
 
     @classmethod
-    def from_model(cls, model: Model) -> CheckpointInfo:
-        """The fields of a loaded model, checking that its builder arguments can be written as JSON.
+    def record(cls, spec: ModelSpec, info: ModelInfo) -> CheckpointInfo:
+        """The fields a checkpoint of `spec`, described by `info`, records; builder arguments checked as JSON.
 
         The spec's `caller_only` arguments (`trust`, `repo`, `model_class`, ...) are never recorded: a file
         never sets them, so the caller passes them again to `zoo.load(path, ...)`.
@@ -99,32 +101,32 @@ class CheckpointInfo:
 
         from zoo._version import __version__
 
-        builder_kwargs, dropped = recordable_kwargs(model.spec, model.builder_kwargs)
+        builder_kwargs, dropped = recordable_kwargs(spec, thaw(info.builder_kwargs))
         if dropped:
             log.info(
                 "%s: not recorded in the checkpoint (only a caller sets them): %s; pass them again to zoo.load",
-                model.spec.name,
-                ", ".join(f"{k}={model.builder_kwargs[k]!r}" for k in dropped),
+                spec.name,
+                ", ".join(f"{k}={info.builder_kwargs[k]!r}" for k in dropped),
             )
         for key, value in builder_kwargs.items():
             try:
                 json.dumps(value, allow_nan=False)
             except (TypeError, ValueError):
                 raise ZooError(
-                    f"Builder argument {key}={value!r} of {model.spec.name!r} is not a JSON value, so a checkpoint "
+                    f"Builder argument {key}={value!r} of {spec.name!r} is not a JSON value, so a checkpoint "
                     f"could not rebuild the model: load it with plain arguments (numbers, strings, lists)."
                 ) from None
-        preprocess = model.preprocess if isinstance(model.preprocess, ImagePreprocess) else None
+        preprocess = info.preprocess if isinstance(info.preprocess, ImagePreprocess) else None
         return cls(
-            model=model.spec.name,
-            plugin=model.spec.plugin,
-            task=model.spec.task,
+            model=spec.name,
+            plugin=spec.plugin,
+            task=spec.task,
             builder_kwargs=builder_kwargs,
-            labels=model.labels,
+            labels=info.labels,
             preprocess=preprocess,
-            weights=model.weights,
-            base_sha256=model.weights_sha256,
-            training=getattr(model, "training_summary", None),
+            weights=info.weights,
+            base_sha256=info.weights_sha256,
+            training=thaw(info.training),
             zoo_version=__version__,
             torch_version=str(torch.__version__),
         )

@@ -54,12 +54,15 @@ def convert(src: Path, dst: Path) -> None:
 
 
 def load_checkpoint(path: str | Path, *, device: str = "auto") -> Model:
-    """Load a YOLOv5 `.pt` file as an object-detection `Model` (converted once, cached by content hash)."""
+    """Load a YOLOv5 `.pt` file as an object-detection `Model` (converted once, cached by content hash).
+
+    The model is built like every other (`zoo.build.build_model`): on the meta device, its tensors loaded
+    strictly, placed on `device` in eval mode (channels_last on CUDA).
+    """
     from safetensors import safe_open
 
-    from zoo.checkpoint import build_module
-    from zoo.device import resolve_device
-    from zoo.model import Model
+    from zoo.build import build_model
+    from zoo.model import ModelInfo
     from zoo.specs import ModelSpec
     from zoo.store import CacheEntry, get_store
     from zoo.store.cache import hash_file
@@ -75,7 +78,5 @@ def load_checkpoint(path: str | Path, *, device: str = "auto") -> Model:
     spec = ModelSpec(name=path.stem.lower().replace(":", "_") or "yolov5", task="object-detection",
                      builder=partial(build, meta["yaml"], names=names), plugin="hub", labels=names,
                      meta={"family": "yolov5", "image_size": 640, "checkpoint": str(path)})  # fmt: skip
-    module = build_module(spec.builder, {}, entry.path).eval()
-    target = resolve_device(device)
-    module.to(target)
-    return Model(module, spec, weights=path.name, device=target, labels=names, weights_sha256=entry.sha256)
+    info = ModelInfo(weights=path.name, labels=names, weights_sha256=entry.sha256)
+    return build_model(spec, info=info, weights_file=entry.path, device=device)
