@@ -8,6 +8,7 @@ hidden by moving an import into a function still counts.
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,11 @@ PACKAGE = ROOT / "zoo"
 #: Cycles inside code that another part of issue 11 rewrites (the `Store` split), listed exactly: the test
 #: fails on any other cycle, and also once a listed one is gone, so the entry is removed with it.
 KNOWN_CYCLES = {"zoo.store -> zoo.store.github -> zoo.store"}
+
+
+@functools.cache
+def _parse(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), str(path))
 
 
 def _module_name(path: Path, root: Path) -> str:
@@ -77,7 +83,7 @@ def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for module, path in files.items():
         edges: set[str] = set()
-        for node in _imports(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        for node in _imports(_parse(path)):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             else:
@@ -200,7 +206,7 @@ def test_model_is_constructed_only_by_build_model() -> None:
     """`Model(...)` appears in one function of the code base: `zoo.build.build_model`."""
     calls = []
     for path in sorted([*PACKAGE.rglob("*.py"), *(ROOT / "plugins").rglob("*.py")]):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(_parse(path)):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Model":
                 calls.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert len(calls) == 1 and calls[0].startswith("zoo/build.py:"), calls

@@ -55,6 +55,7 @@ def load_checkpoint(path: str | os.PathLike[str], *, device: Any = "auto", **kwa
         builder_kwargs=_builder_kwargs(found.model, saved, kwargs, source),
         weights_sha256=found.base_sha256,
         training=found.training,
+        random_init=found.random_init,
     )
     return build_model(spec, info=info, weights_file=weights_file, device=device)
 

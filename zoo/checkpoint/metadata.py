@@ -14,6 +14,7 @@ structured values (builder arguments, labels, preprocessing, training summary)::
     zoo.weights       IMAGENET1K_V1          (the tag the model started from)
     zoo.base_sha256   <sha256 of that weights file>
     zoo.training      {"epochs": 3, ...}
+    zoo.random_init   true                   (only when the weights are the builder's random init)
     zoo.version / torch.version
 
 The folder form's `config.json` follows huggingface_hub's `PyTorchModelHubMixin`: the builder arguments
@@ -49,7 +50,7 @@ _PLAIN = {"model": "zoo.model", "plugin": "zoo.plugin", "task": "zoo.task", "wei
           "base_sha256": "zoo.base_sha256", "zoo_version": "zoo.version", "torch_version": "torch.version"}  # fmt: skip
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 _JSON = {"builder_kwargs": "zoo.builder_kwargs", "labels": "zoo.labels", "preprocess": "zoo.preprocess",
-         "training": "zoo.training"}  # fmt: skip
+         "training": "zoo.training", "random_init": "zoo.random_init"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,9 @@ class CheckpointInfo:
         training: summary of the training that produced the weights (`ModelInfo.training`), or None.
         zoo_version: zoo version that wrote it.
         torch_version: torch version that wrote it.
+        random_init: the weights started as the builder's random initialisation (`ModelInfo.random_init`;
+            with `training`, they were trained from there; without, a model loaded from it warns when it
+            predicts). Written only when true; older files read as false.
     """
 
     model: str
@@ -81,6 +85,7 @@ class CheckpointInfo:
     training: Any = None
     zoo_version: str | None = None
     torch_version: str | None = None
+    random_init: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "builder_kwargs", MappingProxyType(dict(self.builder_kwargs)))
@@ -129,6 +134,7 @@ class CheckpointInfo:
             training=thaw(info.training),
             zoo_version=__version__,
             torch_version=str(torch.__version__),
+            random_init=info.random_init,
         )
 
     def _fields(self) -> dict[str, Any]:
@@ -144,6 +150,7 @@ class CheckpointInfo:
             "labels": list(self.labels) if self.labels is not None else None,
             "preprocess": self.preprocess.to_dict() if self.preprocess is not None else None,
             "training": self.training,
+            "random_init": True if self.random_init else None,
         }
 
     def to_metadata(self) -> dict[str, str]:
@@ -223,6 +230,9 @@ class CheckpointInfo:
         if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
             raise InputError(f"The labels in {source} are not a list of strings: the file is damaged.")
         check_json(labels, what="labels", source=source)
+        random_init = values.get("random_init")
+        if random_init is not None and not isinstance(random_init, bool):
+            raise InputError(f"The zoo metadata of {source} has a damaged random_init field ({_short(random_init)}).")
         return cls(
             model=values["model"],
             plugin=values.get("plugin") or "user",
@@ -235,6 +245,7 @@ class CheckpointInfo:
             training=values.get("training"),
             zoo_version=values.get("zoo_version"),
             torch_version=values.get("torch_version"),
+            random_init=bool(random_init),
         )
 
     def summary(self) -> dict[str, Any]:
