@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 def model() -> zoo.Model:
     torch.manual_seed(0)
     model = zoo.load("lenet5:none", num_classes=3, labels=["cat", "dog", "fox"], device="cpu")
-    model.training_summary = {"epochs": 2}
+    model.replace_info(training={"epochs": 2})
     return model
 
 

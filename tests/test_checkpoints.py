@@ -52,7 +52,7 @@ def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> zoo.Model:
     monkeypatch.setenv("ZOO_WEIGHTS_PATH", str(folder))
     register_tiny()
     model = zoo.load("tiny", device="cpu")
-    model.training_summary = {"epochs": 2, "best": {"top1": 0.75}, "strategy": "full"}
+    model.replace_info(training={"epochs": 2, "best": {"top1": 0.75}, "strategy": "full"})
     return model
 
 
@@ -83,7 +83,7 @@ def test_file_round_trip_restores_everything(tiny: zoo.Model, tmp_path: Path) ->
 
 
 def test_header_metadata_holds_the_zoo_fields(tiny: zoo.Model, tmp_path: Path) -> None:
-    tiny.builder_kwargs = {"num_classes": 3}
+    tiny.replace_info(builder_kwargs={"num_classes": 3})
     with safe_open(str(tiny.save(tmp_path / "t.safetensors")), framework="pt") as f:
         meta = f.metadata()
     assert all(isinstance(v, str) for v in meta.values())
@@ -98,7 +98,7 @@ def test_header_metadata_holds_the_zoo_fields(tiny: zoo.Model, tmp_path: Path) -
 
 
 def test_folder_form_uses_the_hub_mixin_layout(tiny: zoo.Model, tmp_path: Path) -> None:
-    tiny.builder_kwargs = {"num_classes": 3}
+    tiny.replace_info(builder_kwargs={"num_classes": 3})
     folder = tiny.save(tmp_path / "tiny-ckpt")
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
     config = json.loads((folder / "config.json").read_text())
@@ -114,7 +114,7 @@ def test_huggingface_hub_mixin_reads_the_folder_form(tiny: zoo.Model, tmp_path: 
         def __init__(self, num_classes: int = 7) -> None:
             super().__init__(*tiny_cnn(num_classes))
 
-    tiny.builder_kwargs = {"num_classes": 3}
+    tiny.replace_info(builder_kwargs={"num_classes": 3})
     folder = tiny.save(tmp_path / "hub")
     restored = TinyHub.from_pretrained(folder, strict=True).eval()
     x = torch.rand(2, 3, 32, 32)
@@ -175,7 +175,7 @@ def test_strict_load_names_missing_and_unexpected_keys(tiny: zoo.Model, tmp_path
 
 
 def test_changed_builder_arguments_are_refused(tiny: zoo.Model, tmp_path: Path) -> None:
-    tiny.builder_kwargs = {"num_classes": 3}
+    tiny.replace_info(builder_kwargs={"num_classes": 3})
     path = str(tiny.save(tmp_path / "t.safetensors"))
     with pytest.raises(UnsupportedError, match="saved with num_classes=3, not 5"):
         zoo.load(path, num_classes=5)

@@ -44,7 +44,7 @@ def fine_tuned(seed: int = 0) -> zoo.Model:
     with torch.no_grad():
         for p in model.module.parameters():
             p.add_(torch.randn_like(p) * 0.05)
-    model.training_summary = {"epochs": 2, "data": "pets", "best": {"val_acc": 0.75}}
+    model.replace_info(training={"epochs": 2, "data": "pets", "best": {"val_acc": 0.75}})
     return model
 
 

@@ -73,6 +73,23 @@ def test_checkpoint_is_read_safely_and_matches_the_catalog(weights: Path) -> Non
 
 
 @pytest.mark.assets
+def test_a_pt_file_is_built_and_placed_like_a_catalog_model(weights: Path) -> None:
+    """`load_checkpoint(.pt)` goes through `build_model` (`place_module`): the device asked for, eval mode,
+    channels_last on CUDA as `zoo.load` gives, and what it is in `model.info` (the detections are the
+    catalog model's: `docs/guides/detection.md`)."""
+    from zoo_hub.yolov5.checkpoint import load_checkpoint
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = load_checkpoint(weights, device=device)
+    assert model.device.type == device and not model.module.training
+    convs = [p for p in model.module.parameters() if p.dim() == 4 and p.shape[-1] > 1]
+    assert convs and all(p.device == model.device for p in model.module.parameters())
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in convs) == (device == "cuda")
+    assert model.info.weights == "yolov5n.pt" and len(model.labels or ()) == 80 and not model.random_init
+    assert model.weights_sha256 is not None and len(model.weights_sha256) == 64
+
+
+@pytest.mark.assets
 def test_cli_predict_json_and_save(weights: Path, assets: Path, tmp_path: Path) -> None:
     bus = assets / "images" / "bus.jpg"
     out = subprocess.run(

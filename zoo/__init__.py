@@ -25,7 +25,7 @@ from zoo.errors import (
     ZooError,
     ZooWarning,
 )
-from zoo.model import Model
+from zoo.model import Model, ModelInfo
 from zoo.plugin import Plugin
 from zoo.registry import PluginInfo
 from zoo.results import Classification, Detections, ImageOutput, ResultList, SkippedInput
@@ -43,6 +43,7 @@ __all__ = [
     "ImagePreprocess",
     "InputError",
     "Model",
+    "ModelInfo",
     "ModelSpec",
     "OfflineError",
     "Plugin",

@@ -58,7 +58,7 @@ def load(
         ChecksumError: with `verify`, the weights still differ from their record after a new fetch.
     """
     if is_path(name):
-        from zoo.checkpoint import load_checkpoint
+        from zoo.restore import load_checkpoint
 
         return load_checkpoint(name, device=device, **kwargs)
     spec, tag = get_registry().resolve(_text(name))
@@ -73,26 +73,32 @@ def load_spec(
     verify: bool | None = None,
     **kwargs: Any,
 ) -> Model:
-    """Build `spec` with the weights `tag` (None: random init) and wrap it in a `Model`."""
-    from zoo.checkpoint import build_module, weights_entry
+    """Build `spec` with the weights `tag` (None: random init) into a `Model` (through `zoo.build.build_model`)."""
+    from zoo.build import build_model
+    from zoo.checkpoint import weights_entry
     from zoo.device import place_module, resolve_device
-    from zoo.model import Model
+    from zoo.model import ModelInfo
 
     _check_requires(spec)
     target = resolve_device(device)
     weights = spec.weights[tag] if tag is not None else None
     labels, kwargs = _label_kwargs(kwargs)
     builder_kwargs, new_classes = _builder_kwargs(spec, tag, weights, kwargs)
+    info = ModelInfo.for_spec(spec, tag, builder_kwargs=builder_kwargs)
+    info = info.replace(
+        labels=labels if labels is not None else _labels(spec, tag, builder_kwargs),
+        preprocess=_preprocess(info.preprocess, builder_kwargs),
+    )
     if weights is None:
-        entry, module = None, build_module(spec.builder, builder_kwargs, None)
+        model = build_model(spec, info=info, device=target)
     else:  # a cached file that fails to load and no longer matches its record is quarantined and refetched once
         from zoo import settings
         from zoo.store import get_store
 
         check = settings.verify() if verify is None else verify
-        entry, module = get_store().recovering(
+        model = get_store().recovering(
             lambda: weights_entry(weights.artifact, hook=spec.state_dict_hook, verify=check),
-            lambda e: (e, build_module(spec.builder, builder_kwargs, e.path)),
+            lambda e: build_model(spec, info=info.replace(weights_sha256=e.sha256), weights_file=e.path, device=target),
         )
     if (
         new_classes is not None
@@ -106,24 +112,13 @@ def load_spec(
     if new_classes is not None:  # pretrained weights, a new label set: keep the trunk, swap the head
         from zoo.train.heads import num_outputs, replace_head
 
-        if num_outputs(module, spec.head) != new_classes:
-            replace_head(module, new_classes, head=spec.head)
-        builder_kwargs["num_classes"] = new_classes
-    place_module(module, target)
-    model = Model(
-        module,
-        spec,
-        weights=tag,
-        device=target,
-        labels=labels if labels is not None else _labels(spec, tag, builder_kwargs),
-        preprocess=_preprocess(spec.preprocess_for(tag), builder_kwargs),
-        builder_kwargs=builder_kwargs,
-        weights_sha256=entry.sha256 if entry else None,
-    )
-    # random unless weights were loaded, or the builder loads its own (spec.meta["weights_in_builder"])
-    model.random_init = weights is None and not spec.meta.get("weights_in_builder")
-    if weights is not None and weights.meta.get("training"):  # e.g. a fine-tuned checkpoint from the Hub
-        model.training_summary = dict(weights.meta["training"])
+        if num_outputs(model.module, spec.head) != new_classes:
+            replace_head(model.module, new_classes, head=spec.head)
+            place_module(model.module, model.device)
+        builder_kwargs = {**builder_kwargs, "num_classes": new_classes}
+        model.replace_info(
+            builder_kwargs=builder_kwargs, labels=labels if labels is not None else _labels(spec, tag, builder_kwargs)
+        )
     return model
 
 
@@ -237,7 +232,7 @@ def info(name: str | os.PathLike[str]) -> ModelSpec:
     For the path of a checkpoint, the spec of the model it holds (`checkpoint_info` says what the file records).
     """
     if is_path(name):
-        from zoo.checkpoint.files import checkpoint_spec
+        from zoo.restore import checkpoint_spec
 
         path = Path(name).expanduser()
         return checkpoint_spec(checkpoint_info(path), path)
@@ -266,7 +261,8 @@ def checkpoint_info(path: str | os.PathLike[str]) -> CheckpointInfo:
         UnknownModelError: no loaded plugin declares the model it holds.
     """
     from zoo.arguments import file_kwargs
-    from zoo.checkpoint.files import checkpoint_spec, read_info
+    from zoo.checkpoint.files import read_info
+    from zoo.restore import checkpoint_spec
 
     source = Path(path).expanduser()
     _, found = read_info(source)

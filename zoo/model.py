@@ -1,14 +1,17 @@
-"""`Model`: an `nn.Module` with its spec, labels, preprocessing and device, and a task that predicts."""
+"""`Model`: an `nn.Module` with its spec, device and `ModelInfo`, and a task that predicts."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoo._frozen import freeze
 from zoo.errors import InputError, RandomWeightsWarning, ZooError
 from zoo.specs import ImagePreprocess, ModelSpec
 
@@ -19,7 +22,68 @@ if TYPE_CHECKING:
     from zoo.tasks.base import Task
     from zoo.train.history import History
 
-__all__ = ["Model"]
+__all__ = ["Model", "ModelInfo"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a loaded model is, beside its module: one frozen value, replaced whole (`Model.replace_info`).
+
+    `Model.save` writes it into the checkpoint and `zoo.load(path)` reads it back. Dicts and lists inside
+    `builder_kwargs` and `training` are read-only copies (they still compare, and `json.dumps`, as plain ones).
+
+    Attributes:
+        weights: the weights tag loaded, or None for random init.
+        labels: class labels, or None.
+        preprocess: input preprocessing as data, or None.
+        builder_kwargs: the arguments the builder was called with.
+        weights_sha256: sha256 of the weights file loaded, or None (see `Model.weights_sha256`).
+        training: what training produced these weights (set by `finetune`, kept by `save`), or None.
+        random_init: True when the module was built without weights; `predict` then warns once
+            (`RandomWeightsWarning`) until the model is trained.
+    """
+
+    weights: str | None = None
+    labels: tuple[str, ...] | None = None
+    preprocess: ImagePreprocess | None = None
+    builder_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    weights_sha256: str | None = None
+    training: Mapping[str, Any] | None = None
+    random_init: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "builder_kwargs", freeze(dict(self.builder_kwargs or {})))
+        if self.labels is not None:
+            object.__setattr__(self, "labels", tuple(str(label) for label in self.labels))
+        if self.training is not None:
+            object.__setattr__(self, "training", freeze(self.training))
+        object.__setattr__(self, "random_init", bool(self.random_init))
+
+    def replace(self, **changes: Any) -> ModelInfo:
+        """A copy with `changes` applied (`dataclasses.replace`); this value is left as it is."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def for_spec(
+        cls, spec: ModelSpec, weights: str | None = None, *, builder_kwargs: Mapping[str, Any] | None = None
+    ) -> ModelInfo:
+        """What `spec` built with the weights tag `weights` (None: random init) and `builder_kwargs` is.
+
+        Labels and preprocessing are the weights' (else the spec's); `random_init` is set when no weights
+        are loaded and the builder loads none itself (`spec.meta["weights_in_builder"]`); a weights entry
+        that records its training (a fine-tuned checkpoint on the Hub) gives `training`.
+        """
+        declared = spec.weights.get(weights) if weights is not None else None
+        training = declared.meta.get("training") if declared is not None else None
+        return cls(
+            weights=weights,
+            labels=spec.labels_for(weights),
+            preprocess=spec.preprocess_for(weights),
+            builder_kwargs=builder_kwargs or {},
+            training=dict(training) if training else None,
+            random_init=weights is None and not spec.meta.get("weights_in_builder"),
+        )
+
 
 #: errno values of a save to a path that cannot be written (a full disk is a `DiskFullError` already).
 _UNWRITABLE = frozenset(
@@ -30,23 +94,14 @@ _UNWRITABLE = frozenset(
 class Model:
     """A loaded model. `model(x)` is the raw forward; `model.predict(inputs)` runs the whole task.
 
+    Built by `zoo.build.build_model` (what `zoo.load` and plugin formats call), not by hand.
+
     Attributes:
         module: the `torch.nn.Module`.
         spec: the `ModelSpec` it was built from.
-        weights: the weights tag loaded, or None for random init.
-        labels: class labels, or None.
-        preprocess: input preprocessing as data, or None.
-        builder_kwargs: the arguments the builder was called with.
-        weights_sha256: sha256 of the weights file loaded, or None. It is always a hash zoo computed and
-            checked itself: for a catalog model, when the file entered the cache (the download, import or
-            conversion hashed the bytes it wrote and held them to the published hash or pin) or, with
-            `zoo.load(..., verify=True)` / `ZOO_VERIFY=1`, again at this load; for a file in
-            `ZOO_WEIGHTS_PATH`, at this load. A checkpoint loaded by path keeps the hash of the weights it
-            was trained from, as its metadata records it (provenance, not a hash of the checkpoint file).
-        training_summary: what training produced these weights (set by `finetune`, kept by `save`), or None.
+        info: what the model is (`ModelInfo`: weights tag and hash, labels, preprocessing, builder
+            arguments, training summary), one frozen value; `replace_info` swaps it for a new one.
         history: per-epoch metrics of the last `finetune` (a `zoo.train.History`), or None.
-        random_init: True when the module was built without weights (no weights tag, or `name:none`);
-            `predict` then warns once (`RandomWeightsWarning`) until the model is fine-tuned.
     """
 
     def __init__(
@@ -54,26 +109,75 @@ class Model:
         module: torch.nn.Module,
         spec: ModelSpec,
         *,
-        weights: str | None,
+        info: ModelInfo | None = None,
         device: torch.device,
-        labels: tuple[str, ...] | None = None,
-        preprocess: ImagePreprocess | None = None,
-        builder_kwargs: Mapping[str, Any] | None = None,
-        weights_sha256: str | None = None,
     ) -> None:
         self.module = module
         self.spec = spec
-        self.weights = weights
-        self.labels = labels
-        self.preprocess = preprocess
-        self.builder_kwargs = dict(builder_kwargs or {})
-        self.weights_sha256 = weights_sha256
-        self.training_summary: dict[str, Any] | None = None
+        self._info = info if info is not None else ModelInfo.for_spec(spec)
         self.history: History | None = None
-        self.random_init = False
         self._warned_random = False
         self._device = device
         self._task: Task | None = None
+
+    @property
+    def info(self) -> ModelInfo:
+        """What the model is, as one frozen `ModelInfo` (read-only: see `replace_info`)."""
+        return self._info
+
+    def replace_info(self, **changes: Any) -> ModelInfo:
+        """Give the model a new `ModelInfo`, `self.info.replace(**changes)`, and return it.
+
+        The one way a model's description changes (training sets `training`, `labels`, `builder_kwargs`
+        and `preprocess` this way); the previous value is left as it was, so a caller holding it keeps it.
+        """
+        self._info = self._info.replace(**changes)
+        return self._info
+
+    @property
+    def weights(self) -> str | None:
+        """The weights tag loaded, or None for random init (`info.weights`)."""
+        return self._info.weights
+
+    @property
+    def labels(self) -> tuple[str, ...] | None:
+        """Class labels, or None (`info.labels`)."""
+        return self._info.labels
+
+    @property
+    def preprocess(self) -> ImagePreprocess | None:
+        """Input preprocessing as data, or None (`info.preprocess`)."""
+        return self._info.preprocess
+
+    @property
+    def builder_kwargs(self) -> Mapping[str, Any]:
+        """The arguments the builder was called with, read-only (`info.builder_kwargs`)."""
+        return self._info.builder_kwargs
+
+    @property
+    def weights_sha256(self) -> str | None:
+        """sha256 of the weights file loaded, or None (`info.weights_sha256`).
+
+        It is always a hash zoo computed and checked itself: for a catalog model, when the file entered the
+        cache (the download, import or conversion hashed the bytes it wrote and held them to the published
+        hash or pin) or, with `zoo.load(..., verify=True)` / `ZOO_VERIFY=1`, again at this load; for a file
+        in `ZOO_WEIGHTS_PATH`, at this load. A checkpoint loaded by path keeps the hash of the weights it
+        was trained from, as its metadata records it (provenance, not a hash of the checkpoint file).
+        """
+        return self._info.weights_sha256
+
+    @property
+    def training_summary(self) -> Mapping[str, Any] | None:
+        """What training produced these weights (set by `finetune`, kept by `save`), or None (`info.training`)."""
+        return self._info.training
+
+    @property
+    def random_init(self) -> bool:
+        """True when the module was built without weights (no weights tag, or `name:none`) (`info.random_init`).
+
+        `predict` then warns once (`RandomWeightsWarning`) until the model is fine-tuned.
+        """
+        return self._info.random_init
 
     @property
     def name(self) -> str:
@@ -154,10 +258,10 @@ class Model:
             InputError: `path` names a pickle or an existing file of another kind.
             ZooError: a builder argument is not a JSON value.
         """
-        from zoo.checkpoint import save_model
+        from zoo.checkpoint import save_checkpoint
 
         try:
-            return save_model(self, path)
+            return save_checkpoint(path, spec=self.spec, info=self.info, state_dict=self.module.state_dict())
         except OSError as exc:
             if isinstance(exc, ZooError) or exc.errno not in _UNWRITABLE:
                 raise

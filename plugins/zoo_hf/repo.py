@@ -253,7 +253,7 @@ def _hub_cached_revisions(repo_id: str) -> dict[str, tuple[frozenset[str], tuple
     except ImportError:
         return {}
     try:
-        cache = huggingface_hub.scan_cache_dir(settings.cache_root() / "hf" / "hub")
+        cache = huggingface_hub.scan_cache_dir(cache_root() / "hf" / "hub")
     except huggingface_hub.CacheNotFound:
         return {}
     return {

@@ -67,7 +67,8 @@ def finetune(
             `freeze`, `mosaic`, ...), passed as is.
 
     Returns:
-        The same `Model`, trained, with `training_summary` set; `<out>/best.safetensors` holds it.
+        The same `Model`, trained, with a new `info` (labels, class count, `training`); `<out>/best.safetensors`
+        holds it.
 
     Raises:
         InputError: no data given, or a data yaml that cannot be read.
@@ -99,8 +100,9 @@ def finetune(
         trainer = task_classes(arch)["trainer"](overrides=args)
         trainer.model = trainer.get_model(cfg=model_yaml(arch), weights=_start_weights(model), verbose=False)
         trainer.train()
-    _adopt(model, arch, trainer)
-    model.training_summary = _summary(trainer, data_arg, args, folder)
+    labels = _adopt(model, arch, trainer)
+    builder_kwargs = {**model.builder_kwargs, "num_classes": len(labels)}
+    model.replace_info(labels=labels, builder_kwargs=builder_kwargs, training=_summary(trainer, data_arg, args, folder))
     model.save(folder / BEST_NAME)
     return model
 
@@ -159,8 +161,8 @@ def _start_weights(model: Model) -> Any:
     return copy.deepcopy(model.module).float().cpu()
 
 
-def _adopt(model: Model, arch: Arch, trainer: Any) -> None:
-    """Load the trainer's best weights (read safely) into a fresh module with the data's classes."""
+def _adopt(model: Model, arch: Arch, trainer: Any) -> tuple[str, ...]:
+    """Load the trainer's best weights (read safely) into a fresh module with the data's classes; returns them."""
     from zoo.ext import load_state_dict_into, read_state_dict
 
     best = Path(trainer.best if Path(trainer.best).is_file() else trainer.last)
@@ -171,8 +173,7 @@ def _adopt(model: Model, arch: Arch, trainer: Any) -> None:
     load_state_dict_into(module, state, assign=False, source=best.name)
     module.eval()
     model.module = module.to(model.device)
-    model.builder_kwargs["num_classes"] = len(labels)
-    model.labels = labels
+    return labels
 
 
 def _summary(trainer: Any, data: str, args: Mapping[str, Any], folder: Path) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,40 +18,41 @@ from zoo.specs import Artifact
 from zoo.store import CacheEntry, Store
 from zoo.store.cache import CacheRecord, hash_file
 
-__all__ = ["Check", "known_conversions", "rebuild", "recheck", "recheck_locked"]
+__all__ = ["Catalog", "Check", "known_conversions", "rebuild", "recheck", "recheck_locked"]
 
 Check = tuple[str, str]
+#: The weights the installed plugins declare, as (artifact, state_dict hook) pairs: the caller reads them
+#: from the registry (this layer never does).
+Catalog = Iterable[tuple[Artifact, "StateDictHook | None"]]
 
 
-def known_conversions(name: str) -> list[tuple[Artifact, StateDictHook | None]]:
-    """The pickle artifacts of the installed plugins whose conversion is cache file `name`, with their hooks."""
-    from zoo.registry import get_registry
-
-    out = []
-    for spec in get_registry().specs():
-        for weights in spec.weights.values():
-            artifact = weights.artifact
-            if artifact.format in PICKLES and safetensors_name(artifact) == name:
-                out.append((artifact, spec.state_dict_hook))
-    return out
+def known_conversions(name: str, catalog: Catalog) -> list[tuple[Artifact, StateDictHook | None]]:
+    """The pickle artifacts of `catalog` whose conversion is cache file `name`, with their hooks."""
+    return [
+        (artifact, hook)
+        for artifact, hook in catalog
+        if artifact.format in PICKLES and safetensors_name(artifact) == name
+    ]
 
 
-def _origin(store: Store, name: str, origin_sha256: str | None) -> tuple[CacheEntry, StateDictHook | None] | None:
+def _origin(
+    store: Store, name: str, origin_sha256: str | None, catalog: Catalog
+) -> tuple[CacheEntry, StateDictHook | None] | None:
     """A verified local origin of conversion `name` (the cache or ZOO_WEIGHTS_PATH, no network), with its hook."""
-    for artifact, hook in known_conversions(name):
+    for artifact, hook in known_conversions(name, catalog):
         entry = store.local_entry(artifact)
         if entry is not None and (origin_sha256 is None or entry.sha256 == origin_sha256):
             return entry, hook
     return None
 
 
-def rebuild(store: Store, name: str) -> CacheEntry | None:
+def rebuild(store: Store, name: str, catalog: Catalog) -> CacheEntry | None:
     """Make conversion `name` again from its verified origin, replacing a cached copy that differs.
 
     For `zoo cache import`: returns the cached conversion as zoo made it, or None when `name` is no
-    known conversion or its origin is not local.
+    conversion of a `catalog` artifact or its origin is not local.
     """
-    found = _origin(store, name, None)
+    found = _origin(store, name, None, list(catalog))
     if found is None:
         return None
     origin, hook = found
@@ -58,17 +60,18 @@ def rebuild(store: Store, name: str) -> CacheEntry | None:
     return entry
 
 
-def recheck(store: Store, record: CacheRecord) -> Check | None:
+def recheck(store: Store, record: CacheRecord, catalog: Catalog) -> Check | None:
     """Convert the origin of cached conversion `record` again and compare (for `zoo cache verify`).
 
     Returns:
-        None when `record` is no conversion of a known artifact (nothing more to check than its hash);
+        None when `record` is no conversion of a `catalog` artifact (nothing more to check than its hash);
         ("ok", "") when the conversion is byte for byte what its origin gives; ("corrupt", why) when not;
         ("unverifiable", why) when its origin is not local.
     """
-    if record.origin_sha256 is None or not known_conversions(record.name):
+    catalog = list(catalog)
+    if record.origin_sha256 is None or not known_conversions(record.name, catalog):
         return None
-    found = _origin(store, record.name, record.origin_sha256)
+    found = _origin(store, record.name, record.origin_sha256, catalog)
     if found is None:
         return (
             "unverifiable",

@@ -1,4 +1,7 @@
-"""Self-describing checkpoints: `Model.save(path)` writes them and `zoo.load(path)` rebuilds the model.
+"""Self-describing checkpoints: the writer behind `Model.save(path)`, and the reader of what one records.
+
+`zoo.load(path)` reads a checkpoint here (`read_info`: its safetensors file and `CheckpointInfo`, as data) and
+rebuilds the model above this layer (`zoo.restore`); nothing here imports `zoo.model` or the registry.
 
 Two forms, both safetensors with zoo's metadata in the header (see `zoo.checkpoint.metadata`):
 
@@ -19,15 +22,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo._atomic import atomic_path
-from zoo.arguments import file_kwargs, parse_json
+from zoo.arguments import parse_json
 from zoo.checkpoint.metadata import CheckpointInfo
-from zoo.checkpoint.weights import build_module, save_safetensors, untie, version_header
-from zoo.errors import InputError, UnknownModelError, UnsupportedError, ZooError
+from zoo.checkpoint.weights import save_safetensors, untie, version_header
+from zoo.errors import InputError, UnsupportedError, ZooError
 
 if TYPE_CHECKING:
     import torch
 
-    from zoo.model import Model
+    from zoo.model import ModelInfo
     from zoo.specs import ModelSpec
 
 __all__ = [
@@ -35,10 +38,8 @@ __all__ = [
     "WEIGHTS_NAME",
     "atomic_write",
     "check_replaceable",
-    "checkpoint_spec",
-    "load_checkpoint",
     "read_info",
-    "save_model",
+    "save_checkpoint",
 ]
 
 #: File names of the folder form (huggingface_hub's `SAFETENSORS_SINGLE_FILE` and `CONFIG_NAME`).
@@ -49,22 +50,29 @@ _PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".tar")
 MAX_CONFIG_BYTES = 16 * 2**20
 
 
-def save_model(model: Model, path: str | os.PathLike[str]) -> Path:
-    """Write `model` as a self-describing checkpoint (see `zoo.Model.save`); returns the path written.
+def save_checkpoint(
+    path: str | os.PathLike[str], *, spec: ModelSpec, info: ModelInfo, state_dict: Mapping[str, Any]
+) -> Path:
+    """Write a self-describing checkpoint (see `zoo.Model.save`); returns the path written.
+
+    Args:
+        path: a `.safetensors` file, or a folder (`model.safetensors` + `config.json`).
+        spec: the spec of the model, named in the header so a load finds its builder.
+        info: what the model is (`Model.info`): labels, preprocessing, builder arguments, weights, training.
+        state_dict: the module's tensors (`module.state_dict()`, module versions kept).
 
     Raises:
         InputError: the path names a pickle, or an existing file of another kind.
         ZooError: a builder argument is not a JSON value.
     """
     target = Path(path).expanduser()
-    info = CheckpointInfo.from_model(model)
-    state = model.module.state_dict()
-    tensors = untie(state)
-    metadata = {**info.to_metadata(), **version_header(state)}
+    recorded = CheckpointInfo.record(spec, info)
+    tensors = untie(state_dict)
+    metadata = {**recorded.to_metadata(), **version_header(state_dict)}
     if _file_form(target):
         _write_safetensors(target, tensors, metadata)
     else:
-        _write_folder(target, tensors, info, metadata)
+        _write_folder(target, tensors, recorded, metadata)
     return target
 
 
@@ -134,47 +142,6 @@ def atomic_write(target: Path, write: Callable[[Path], object]) -> None:
         write(tmp)
 
 
-def load_checkpoint(path: str | os.PathLike[str], *, device: Any = "auto", **kwargs: Any) -> Model:
-    """Rebuild the model a checkpoint written by `Model.save` holds (what `zoo.load(path)` does).
-
-    The module is built on the meta device with the saved builder arguments, the tensors are loaded
-    strictly, and labels, preprocessing, the base weights tag and hash and the training summary are
-    restored. `labels=` replaces the saved labels; other keyword arguments must agree with the saved
-    builder arguments.
-
-    Raises:
-        UnknownModelError: no loaded plugin declares the model (an in-script model must be registered again).
-        UnsupportedError: not a safetensors checkpoint, or one without zoo metadata.
-        InputError: damaged metadata, or builder arguments the model's builder does not take from a file
-            (see `zoo.arguments.file_kwargs`).
-        ZooError: the tensors do not fit the model (missing and unexpected keys are named).
-    """
-    from zoo.device import place_module, resolve_device
-    from zoo.model import Model
-
-    source = Path(path).expanduser()
-    weights_file, info = read_info(source)
-    spec = checkpoint_spec(info, source)
-    kwargs = dict(kwargs)
-    labels = kwargs.pop("labels", None)
-    saved = file_kwargs(spec, info.builder_kwargs, source=source.name)  # before anything is imported or built
-    builder_kwargs = _builder_kwargs(info.model, saved, kwargs, source)
-    target = resolve_device(device)
-    module = place_module(build_module(spec.builder, builder_kwargs, weights_file), target)
-    model = Model(
-        module,
-        spec,
-        weights=info.weights,
-        device=target,
-        labels=tuple(labels) if labels is not None else info.labels,
-        preprocess=info.preprocess or spec.preprocess_for(info.weights),
-        builder_kwargs=builder_kwargs,
-        weights_sha256=info.base_sha256,
-    )
-    model.training_summary = info.training
-    return model
-
-
 def read_info(path: str | os.PathLike[str]) -> tuple[Path, CheckpointInfo]:
     """The safetensors file of a checkpoint (file or folder form) and its zoo fields.
 
@@ -242,48 +209,3 @@ def _config_info(path: Path) -> CheckpointInfo | None:
         raise InputError(f"{path} cannot be read ({exc.strerror or exc}): fix or remove it.", path=path) from None
     config = parse_json(text, what="content", source=str(path))
     return CheckpointInfo.from_config(config, source=str(path)) if isinstance(config, dict) else None
-
-
-def checkpoint_spec(info: CheckpointInfo, source: Path) -> ModelSpec:
-    """The spec of the model a checkpoint holds, from the loaded plugin that declares it.
-
-    Raises:
-        UnknownModelError: no loaded plugin declares it.
-    """
-    from zoo.registry import USER_PLUGIN, get_registry
-
-    registry = get_registry()
-    plugin = registry.plugins.get(info.plugin)
-    spec = plugin.specs.get(info.model) if plugin is not None else None
-    if spec is not None:
-        return spec
-    if info.plugin == USER_PLUGIN:
-        raise UnknownModelError(
-            f"{source.name} holds {info.model!r}, a model registered in-script: run its "
-            f"`@zoo.register({info.model!r}, ...)` in this process before zoo.load({str(source)!r}).",
-            name=info.model,
-        )
-    if plugin is not None:
-        raise UnknownModelError(
-            f"{source.name} holds '{info.plugin}/{info.model}', but plugin {info.plugin!r} declares no model "
-            f"{info.model!r}: a model built from a file or a `scheme:` name cannot be rebuilt from a checkpoint; "
-            f"load it the way it was first loaded.",
-            name=f"{info.plugin}/{info.model}",
-        )
-    state = registry.infos.get(info.plugin)
-    why = f" (plugin {info.plugin!r} is {state.status}: {state.reason})" if state and state.status != "ok" else ""
-    raise UnknownModelError(
-        f"{source.name} holds '{info.plugin}/{info.model}', which no loaded plugin declares{why}: install or enable "
-        f"plugin {info.plugin!r} (see `zoo plugins`).",
-        name=f"{info.plugin}/{info.model}",
-    )
-
-
-def _builder_kwargs(model: str, saved: dict[str, Any], kwargs: Mapping[str, Any], source: Path) -> dict[str, Any]:
-    for key, value in kwargs.items():
-        if key in saved and json.loads(json.dumps(value, default=str)) != saved[key]:
-            raise UnsupportedError(
-                f"{source.name} was saved with {key}={saved[key]!r}, not {value!r}: a checkpoint rebuilds its model "
-                f"with the saved arguments. Load '{model}:none' by name to build it differently."
-            )
-    return {**saved, **kwargs}

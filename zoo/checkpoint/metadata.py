@@ -14,6 +14,7 @@ structured values (builder arguments, labels, preprocessing, training summary)::
     zoo.weights       IMAGENET1K_V1          (the tag the model started from)
     zoo.base_sha256   <sha256 of that weights file>
     zoo.training      {"epochs": 3, ...}
+    zoo.random_init   true                   (only when the weights are the builder's random init)
     zoo.version / torch.version
 
 The folder form's `config.json` follows huggingface_hub's `PyTorchModelHubMixin`: the builder arguments
@@ -30,12 +31,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from zoo._frozen import thaw
 from zoo.arguments import check_json, parse_json, recordable_kwargs
 from zoo.errors import InputError, ZooError
 from zoo.specs import ImagePreprocess
 
 if TYPE_CHECKING:
-    from zoo.model import Model
+    from zoo.model import ModelInfo
+    from zoo.specs import ModelSpec
 
 __all__ = ["FORMAT_VERSION", "CheckpointInfo"]
 
@@ -47,7 +50,7 @@ _PLAIN = {"model": "zoo.model", "plugin": "zoo.plugin", "task": "zoo.task", "wei
           "base_sha256": "zoo.base_sha256", "zoo_version": "zoo.version", "torch_version": "torch.version"}  # fmt: skip
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 _JSON = {"builder_kwargs": "zoo.builder_kwargs", "labels": "zoo.labels", "preprocess": "zoo.preprocess",
-         "training": "zoo.training"}  # fmt: skip
+         "training": "zoo.training", "random_init": "zoo.random_init"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,12 @@ class CheckpointInfo:
         preprocess: input preprocessing, or None (the spec's is used then).
         weights: the weights tag the model started from, or None.
         base_sha256: sha256 of that weights file, or None.
-        training: summary of the training that produced the weights (`Model.training_summary`), or None.
+        training: summary of the training that produced the weights (`ModelInfo.training`), or None.
         zoo_version: zoo version that wrote it.
         torch_version: torch version that wrote it.
+        random_init: the weights started as the builder's random initialisation (`ModelInfo.random_init`;
+            with `training`, they were trained from there; without, a model loaded from it warns when it
+            predicts). Written only when true; older files read as false.
     """
 
     model: str
@@ -79,6 +85,7 @@ class CheckpointInfo:
     training: Any = None
     zoo_version: str | None = None
     torch_version: str | None = None
+    random_init: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "builder_kwargs", MappingProxyType(dict(self.builder_kwargs)))
@@ -86,8 +93,8 @@ class CheckpointInfo:
             object.__setattr__(self, "labels", tuple(str(label) for label in self.labels))
 
     @classmethod
-    def from_model(cls, model: Model) -> CheckpointInfo:
-        """The fields of a loaded model, checking that its builder arguments can be written as JSON.
+    def record(cls, spec: ModelSpec, info: ModelInfo) -> CheckpointInfo:
+        """The fields a checkpoint of `spec`, described by `info`, records; builder arguments checked as JSON.
 
         The spec's `caller_only` arguments (`trust`, `repo`, `model_class`, ...) are never recorded: a file
         never sets them, so the caller passes them again to `zoo.load(path, ...)`.
@@ -99,34 +106,35 @@ class CheckpointInfo:
 
         from zoo._version import __version__
 
-        builder_kwargs, dropped = recordable_kwargs(model.spec, model.builder_kwargs)
+        builder_kwargs, dropped = recordable_kwargs(spec, thaw(info.builder_kwargs))
         if dropped:
             log.info(
                 "%s: not recorded in the checkpoint (only a caller sets them): %s; pass them again to zoo.load",
-                model.spec.name,
-                ", ".join(f"{k}={model.builder_kwargs[k]!r}" for k in dropped),
+                spec.name,
+                ", ".join(f"{k}={info.builder_kwargs[k]!r}" for k in dropped),
             )
         for key, value in builder_kwargs.items():
             try:
                 json.dumps(value, allow_nan=False)
             except (TypeError, ValueError):
                 raise ZooError(
-                    f"Builder argument {key}={value!r} of {model.spec.name!r} is not a JSON value, so a checkpoint "
+                    f"Builder argument {key}={value!r} of {spec.name!r} is not a JSON value, so a checkpoint "
                     f"could not rebuild the model: load it with plain arguments (numbers, strings, lists)."
                 ) from None
-        preprocess = model.preprocess if isinstance(model.preprocess, ImagePreprocess) else None
+        preprocess = info.preprocess if isinstance(info.preprocess, ImagePreprocess) else None
         return cls(
-            model=model.spec.name,
-            plugin=model.spec.plugin,
-            task=model.spec.task,
+            model=spec.name,
+            plugin=spec.plugin,
+            task=spec.task,
             builder_kwargs=builder_kwargs,
-            labels=model.labels,
+            labels=info.labels,
             preprocess=preprocess,
-            weights=model.weights,
-            base_sha256=model.weights_sha256,
-            training=getattr(model, "training_summary", None),
+            weights=info.weights,
+            base_sha256=info.weights_sha256,
+            training=thaw(info.training),
             zoo_version=__version__,
             torch_version=str(torch.__version__),
+            random_init=info.random_init,
         )
 
     def _fields(self) -> dict[str, Any]:
@@ -142,6 +150,7 @@ class CheckpointInfo:
             "labels": list(self.labels) if self.labels is not None else None,
             "preprocess": self.preprocess.to_dict() if self.preprocess is not None else None,
             "training": self.training,
+            "random_init": True if self.random_init else None,
         }
 
     def to_metadata(self) -> dict[str, str]:
@@ -221,6 +230,9 @@ class CheckpointInfo:
         if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
             raise InputError(f"The labels in {source} are not a list of strings: the file is damaged.")
         check_json(labels, what="labels", source=source)
+        random_init = values.get("random_init")
+        if random_init is not None and not isinstance(random_init, bool):
+            raise InputError(f"The zoo metadata of {source} has a damaged random_init field ({_short(random_init)}).")
         return cls(
             model=values["model"],
             plugin=values.get("plugin") or "user",
@@ -233,6 +245,7 @@ class CheckpointInfo:
             training=values.get("training"),
             zoo_version=values.get("zoo_version"),
             torch_version=values.get("torch_version"),
+            random_init=bool(random_init),
         )
 
     def summary(self) -> dict[str, Any]:

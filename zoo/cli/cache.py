@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from zoo.cli.render import echo_json, table
 from zoo.errors import InputError, ZooError
+
+if TYPE_CHECKING:
+    from zoo.checkpoint.conversions import Catalog
 
 
 def _human(size: float) -> str:
@@ -165,7 +169,8 @@ def verify_cmd(as_json: bool) -> None:
     from zoo.store.maintenance import verify
 
     store = _store()
-    results = verify(store, lambda record: recheck(store, record))
+    catalog = _declared_weights()
+    results = verify(store, lambda record: recheck(store, record, catalog))
     bad = [r for r in results if r.status != "ok"]
     if as_json:
         echo_json([r.to_dict() for r in results])
@@ -204,7 +209,8 @@ def import_cmd(sources: tuple[Path, ...], as_json: bool) -> None:
 
     known = [w.artifact for spec in get_registry().specs() for w in spec.weights.values()]
     store = _store()
-    report = import_paths(store, list(sources), known, lambda name: rebuild(store, name))
+    catalog = _declared_weights()
+    report = import_paths(store, list(sources), known, lambda name: rebuild(store, name, catalog))
     if as_json:
         echo_json({"imported": report.imported, "refused": [{"file": f, "reason": r} for f, r in report.refused]})
     else:
@@ -215,3 +221,10 @@ def import_cmd(sources: tuple[Path, ...], as_json: bool) -> None:
         )
     if report.refused:
         click.get_current_context().exit(1)
+
+
+def _declared_weights() -> Catalog:
+    """Every (artifact, state_dict hook) the installed plugins declare: what a cached conversion is held to."""
+    from zoo.registry import get_registry
+
+    return [(w.artifact, spec.state_dict_hook) for spec in get_registry().specs() for w in spec.weights.values()]

@@ -40,9 +40,11 @@ def finetune(
 ) -> Model:
     """Fine-tune `model` in place on `train` and return it, with `model.history` set.
 
-    The head is replaced when the data has another number of classes; `model.labels` become the
-    data's class names. With validation data, the model ends with the weights of its best epoch.
-    Launched by `torchrun --nproc_per_node N`, the same call trains data-parallel (DDP).
+    The head is replaced when the data has another number of classes. `model.info` is replaced once, when
+    training ends, by a new `ModelInfo` whose `labels` are the data's class names and whose `training` is
+    the run's summary (a `ModelInfo` held from before is left as it was). With validation data, the model
+    ends with the weights of its best epoch. Launched by `torchrun --nproc_per_node N`, the same call trains
+    data-parallel (DDP).
 
     Args:
         model: a loaded image classifier (`zoo.load(...)`).
@@ -79,15 +81,18 @@ def finetune(
     target = resolve_device(device) if device is not None else model.device
     with dist.session(target) as (info, target):
         split = load_data(train, val, labels=labels, val_split=config.val_split, seed=config.seed or 0)
-        _fit_model(model, split, config, target)
-        if config.seed is not None:
-            _seed(config.seed + info.rank)
-        trainer = Trainer(model, config, info, target)
-        with _cudnn_benchmark(target):
-            history = trainer.fit(split, on_epoch)
-        model.module.eval()
-        model.history = history
-        model.training_summary = summary(trainer, split, history)
+        changes = _fit_model(model, split, config, target)
+        try:
+            if config.seed is not None:
+                _seed(config.seed + info.rank)
+            trainer = Trainer(model, config, info, target, model_info=model.info.replace(**changes))
+            with _cudnn_benchmark(target):
+                history = trainer.fit(split, on_epoch)
+            model.module.eval()
+            model.history = history
+            changes["training"] = summary(trainer, split, history)
+        finally:  # once, trained or not: the info follows the head `_fit_model` gave the module
+            model.replace_info(**changes)
         _final_checkpoint(trainer, split)
     return model
 
@@ -99,31 +104,35 @@ def _config(**options: Any) -> TrainConfig:
     return TrainConfig(**options)
 
 
-def _fit_model(model: Model, split: DataSplit, config: TrainConfig, device: torch.device) -> None:
-    """Give the model the data's labels (a new head when the class count differs), size and device."""
+def _fit_model(model: Model, split: DataSplit, config: TrainConfig, device: torch.device) -> dict[str, Any]:
+    """Give the module a head for the data's labels, and move it; returns the `ModelInfo` changes that go with it.
+
+    Everything is checked before the module changes.
+    """
     from zoo.train.augment import adapted_preprocess
     from zoo.train.heads import num_outputs, replace_head
 
     count = len(split.labels)
     outputs = num_outputs(model.module, model.spec.head)
-    if outputs != count:
-        if outputs is None:
-            raise UnsupportedError(f"Cannot find the head of {model.name} to give it {count} classes.")
-        log.info("replacing the %d-class head of %s with a %d-class one", outputs, model.name, count)
-        replace_head(model.module, count, seed=config.seed or 0, head=model.spec.head)
-        model.builder_kwargs["num_classes"] = count
-    model.labels = split.labels
+    if outputs is None:
+        raise UnsupportedError(f"Cannot find the head of {model.name} to give it {count} classes.")
+    changes: dict[str, Any] = {"labels": split.labels}
     if config.image_size is not None:
         if model.preprocess is None:
             raise InputError(f"image_size= needs an image model; {model.name} has no image preprocessing.")
-        model.preprocess = adapted_preprocess(model.preprocess, config.image_size)
+        changes["preprocess"] = adapted_preprocess(model.preprocess, config.image_size)
     elif model.preprocess is None and any(_is_folder(part) for part in (split.train, split.val) if part):
         raise UnsupportedError(f"{model.name} has no image preprocessing: pass tensors, not image folders.")
+    if outputs != count:
+        log.info("replacing the %d-class head of %s with a %d-class one", outputs, model.name, count)
+        replace_head(model.module, count, seed=config.seed or 0, head=model.spec.head)
+        changes["builder_kwargs"] = {**model.builder_kwargs, "num_classes": count}
     model.to(device)
     if device.type == "cuda" and config.channels_last is not False:
         import torch
 
         model.module.to(memory_format=torch.channels_last)
+    return changes
 
 
 def _is_folder(part: Any) -> bool:

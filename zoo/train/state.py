@@ -15,7 +15,7 @@ from zoo._atomic import atomic_path
 from zoo.errors import InputError
 
 if TYPE_CHECKING:
-    from zoo.model import Model
+    from zoo.model import Model, ModelInfo
 
 __all__ = ["BEST_NAME", "STATE_NAME", "check_labels", "read_state", "save_model", "write_state"]
 
@@ -73,8 +73,16 @@ def check_labels(state: Mapping[str, Any], labels: Sequence[str], source: str) -
         )
 
 
-def save_model(model: Model, path: Path) -> Path:
-    """Save `model` as a self-describing safetensors checkpoint (`Model.save`); returns the path."""
+def save_model(model: Model, path: Path, *, info: ModelInfo | None = None) -> Path:
+    """Save `model` as a self-describing safetensors checkpoint (`Model.save`); returns the path.
+
+    With `info`, the checkpoint records it instead of `model.info` (a best epoch's summary, mid-run).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    model.save(path)
+    if info is None:
+        model.save(path)
+    else:
+        from zoo.checkpoint import save_checkpoint
+
+        save_checkpoint(path, spec=model.spec, info=info, state_dict=model.module.state_dict())
     return path

@@ -22,7 +22,7 @@ from zoo.train.strategies import backbone_trainable, param_groups, set_trainable
 if TYPE_CHECKING:
     import torch
 
-    from zoo.model import Model
+    from zoo.model import Model, ModelInfo
     from zoo.train.config import TrainConfig
 
 __all__ = ["Trainer"]
@@ -34,15 +34,28 @@ EpochCallback = Callable[[EpochMetrics], None]
 class Trainer:
     """Fine-tunes `model.module` in place on one process of the job.
 
+    The model's `info` is not changed here: checkpoints are written with `model_info` and the run's summary,
+    and `finetune` gives the model its new `ModelInfo` when training ends.
+
     Args:
         model: the model; its head already matches `split.labels`.
         config: the run's settings.
         info: this process's place in the job.
         device: this process's device.
+        model_info: what the model is once trained (its new labels, head size, preprocessing); None: `model.info`.
     """
 
-    def __init__(self, model: Model, config: TrainConfig, info: dist.DistInfo, device: torch.device) -> None:
+    def __init__(
+        self,
+        model: Model,
+        config: TrainConfig,
+        info: dist.DistInfo,
+        device: torch.device,
+        *,
+        model_info: ModelInfo | None = None,
+    ) -> None:
         self.model = model
+        self.model_info = model_info if model_info is not None else model.info
         self.module = model.module
         self.config = config
         self.info = info
@@ -62,7 +75,7 @@ class Trainer:
         optimizer = make_optimizer(param_groups(self.module, cfg, lr, head=self.model.spec.head), cfg)
         scheduler = make_scheduler(optimizer, cfg.epochs * len(train_loader), cfg.warmup)
         channels_last = cfg.channels_last if cfg.channels_last is not None else self.device.type == "cuda"
-        normalizer = BatchNormalizer(self.model.preprocess, self.device, channels_last=channels_last)
+        normalizer = BatchNormalizer(self.model_info.preprocess, self.device, channels_last=channels_last)
         stepper = Stepper(
             self.module, optimizer, scheduler, normalizer, precision_for(self.device, cfg.amp), cfg.label_smoothing
         )
@@ -145,9 +158,9 @@ class Trainer:
         dist.barrier(self.info)
 
     def _save_best(self, split: DataSplit) -> None:
-        self.model.training_summary = summary(self, split, self._history(False))
         if self.info.is_main and self.config.out is not None:
-            self.checkpoint = str(save_model(self.model, self.config.out / BEST_NAME))
+            trained = self.model_info.replace(training=summary(self, split, self._history(False)))
+            self.checkpoint = str(save_model(self.model, self.config.out / BEST_NAME, info=trained))
 
     def _monitor(self) -> str:
         monitor = self.config.monitor
@@ -222,7 +235,7 @@ class Trainer:
     def _train_loader(self, split: DataSplit) -> tuple[Any, Any]:
         from torch.utils.data import DistributedSampler
 
-        pre = self.model.preprocess
+        pre = self.model_info.preprocess
         transform = train_transform(pre, augment=self.config.augment) if pre is not None else None
         data = Samples(*split.train, transform, pre.channels if pre is not None else None)
         seed = self.config.seed if self.config.seed is not None else 0
@@ -233,7 +246,7 @@ class Trainer:
     def _val_loader(self, split: DataSplit) -> Any:
         if split.val is None:
             return None
-        pre = self.model.preprocess
+        pre = self.model_info.preprocess
         transform = eval_transform(pre) if pre is not None else None
         data = Samples(*split.val, transform, pre.channels if pre is not None else None)
         return self._loader(data, dist.ShardSampler(len(data), self.info), False)

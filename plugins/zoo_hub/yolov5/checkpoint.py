@@ -54,7 +54,11 @@ def convert(src: Path, dst: Path) -> None:
 
 
 def load_checkpoint(path: str | Path, *, device: str = "auto") -> Model:
-    """Load a YOLOv5 `.pt` file as an object-detection `Model` (converted once, cached by content hash)."""
+    """Load a YOLOv5 `.pt` file as an object-detection `Model` (converted once, cached by content hash).
+
+    The model is built like every other (`zoo.build.build_model`): on the meta device, its tensors loaded
+    strictly, placed on `device` in eval mode (channels_last on CUDA).
+    """
     from safetensors import safe_open
 
     from zoo import ModelSpec
