@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # what documentation tools and type checkers see; at run time each name is imported when first used
     from zoo._atomic import atomic_path, atomic_write, atomic_write_bytes, atomic_write_text
     from zoo.arguments import file_kwargs, parse_json
-    from zoo.build import ModelInfo, build_model
+    from zoo.build import build_model
     from zoo.checkpoint import CheckpointInfo, load_state_dict_into, read_state_dict, untie
     from zoo.cli.render import echo_json, table
     from zoo.device import place_module, resolve_device
@@ -73,7 +73,7 @@ if TYPE_CHECKING:  # what documentation tools and type checkers see; at run time
         preprocess_batch,
         resize_crop,
     )
-    from zoo.model import Model
+    from zoo.model import Model, ModelInfo
     from zoo.offline import backend_dirs, configure_backends
     from zoo.plugin import Plugin
     from zoo.progress import progress_bar
@@ -165,7 +165,7 @@ __all__ = [
 _MODULES: dict[str, tuple[str, ...]] = {
     "zoo._atomic": ("atomic_path", "atomic_write", "atomic_write_bytes", "atomic_write_text"),
     "zoo.arguments": ("file_kwargs", "parse_json"),
-    "zoo.build": ("ModelInfo", "build_model"),
+    "zoo.build": ("build_model",),
     "zoo.checkpoint": ("CheckpointInfo", "load_state_dict_into", "read_state_dict", "untie"),
     "zoo.cli.render": ("echo_json", "table"),
     "zoo.device": ("place_module", "resolve_device"),
@@ -193,7 +193,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "preprocess_batch",
         "resize_crop",
     ),
-    "zoo.model": ("Model",),
+    "zoo.model": ("Model", "ModelInfo"),
     "zoo.offline": ("backend_dirs", "configure_backends"),
     "zoo.plugin": ("Plugin",),
     "zoo.progress": ("progress_bar",),

@@ -282,8 +282,14 @@ class Model:
         Raises:
             UnsupportedError: the model's task declares no `finetune` capability.
         """
+        from zoo.tasks.base import Task
+
         task = self.task
         type(task).capabilities(self.spec.task).require("finetune", self.name)  # declared, never guessed
+        if type(task).finetune is Task.finetune and task.swaps_head:  # no trainer of its own: zoo's classifier loop
+            from zoo.train import finetune
+
+            return finetune(self, train, val, **options)
         return task.finetune(train, val, **options)
 
     def push_to_hub(self, repo_id: str, **options: Any) -> HubUpload:

@@ -16,6 +16,7 @@ Re-exports only; each part lives in its own module:
 from __future__ import annotations
 
 from zoo.store.cache import CacheEntry, digest_matches
-from zoo.store.core import Store, get_store, repo_snapshot
+from zoo.store.core import Store, get_store
+from zoo.store.github import repo_snapshot
 
 __all__ = ["CacheEntry", "Store", "digest_matches", "get_store", "repo_snapshot"]

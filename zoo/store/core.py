@@ -24,7 +24,7 @@ from zoo.store.locking import ArtifactLock, is_follower, mark_failure, wait_for_
 from zoo.store.recovery import Recovery
 from zoo.store.sources import local_candidates
 
-__all__ = ["Store", "get_store", "repo_snapshot"]
+__all__ = ["Store", "get_store"]
 
 log = logging.getLogger(__name__)
 
@@ -144,18 +144,3 @@ class Store(Downloads, Recovery, Derivations):
 def get_store() -> Store:
     """The store for the current settings."""
     return Store()
-
-
-def repo_snapshot(
-    owner: str, repo: str, ref: str = "main", *, refresh: bool = False, progress: Progress | None = None
-) -> Path:
-    """The files of GitHub repo `owner/repo` at `ref`, extracted safely and pinned to the commit.
-
-    For torch.hub repos: the returned folder holds ``hubconf.py``; pass it to
-    ``torch.hub.load(str(path), entry, source="local")``. Fetched through the store (mirrors, resume,
-    locks, ``ZOO_OFFLINE``); a branch or tag keeps resolving to the commit first fetched until
-    `refresh=True`. See `zoo.store.github.repo_snapshot` for the details and errors.
-    """
-    from zoo.store.github import repo_snapshot as snapshot
-
-    return snapshot(owner, repo, ref, refresh=refresh, progress=progress)

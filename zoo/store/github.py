@@ -23,7 +23,7 @@ from zoo.store.http import Progress
 from zoo.store.locking import ArtifactLock
 
 if TYPE_CHECKING:
-    from zoo.store import Store
+    from zoo.store.core import Store
 
 __all__ = ["archive_artifact", "repo_snapshot"]
 
@@ -87,7 +87,7 @@ def repo_snapshot(
         ChecksumError: the archive is not of the commit asked for.
         InputError: the archive holds unsafe member names.
     """
-    from zoo.store import get_store
+    from zoo.store.core import get_store
 
     artifact = archive_artifact(owner, repo, ref)
     store = store or get_store()
@@ -123,7 +123,7 @@ def repo_snapshot(
 
 def cached_ref(owner: str, repo: str, refs: tuple[str, ...], *, store: Store | None = None) -> str | None:
     """The first of `refs` whose snapshot or archive is in the cache (no network), or None."""
-    from zoo.store import get_store
+    from zoo.store.core import get_store
 
     store = store or get_store()
     folder = store.root / "repos" / owner / repo

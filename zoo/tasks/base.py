@@ -144,21 +144,18 @@ class Task:
         raise NotImplementedError
 
     def finetune(self, train: Any = None, val: Any = None, **options: Any) -> Model:
-        """Train the model on `train` (validating on `val`); what `Model.finetune` calls.
+        """Train the model on `train` (validating on `val`) its own way; what `Model.finetune` calls when overridden.
 
-        The default trains a task that `swaps_head` with zoo's classifier loop (`zoo.train.finetune`).
-        A task that trains its own way (ultralytics) sets `finetunes = True` and overrides this.
+        A task that trains its own way (ultralytics) sets `finetunes = True` and overrides this. A task that
+        `swaps_head` and does not override it is trained by zoo's classifier loop (`zoo.train.finetune`), which
+        `Model.finetune` runs itself (tasks sit below the training code and never import it).
 
         Raises:
             UnsupportedError: the task declares no `finetune` capability.
             PluginError: it declares one but neither swaps a head nor overrides this method.
         """
         self.capabilities(self.model.spec.task).require("finetune", self.model.name)
-        if not self.swaps_head:
-            raise PluginError(
-                f"Task {type(self).__name__} declares finetunes = True but has no trainer: set swaps_head = True "
-                f"(zoo's classifier loop) or override Task.finetune."
-            )
-        from zoo.train import finetune
-
-        return finetune(self.model, train, val, **options)
+        raise PluginError(
+            f"Task {type(self).__name__} declares finetunes = True but has no trainer: set swaps_head = True "
+            f"(zoo's classifier loop) or override Task.finetune."
+        )
