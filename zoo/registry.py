@@ -22,6 +22,7 @@ from zoo.errors import PluginError, UnknownModelError
 from zoo.names import ModelName, parse_name
 from zoo.plugin import Plugin, SchemeResolver
 from zoo.specs import ModelSpec
+from zoo.task_names import canonical_task
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginInfo", "Registry", "get_registry", "reset_registry"]
 
@@ -97,6 +98,8 @@ class Registry:
     _by_name: dict[str, list[ModelSpec]] = field(default_factory=dict, init=False, repr=False)
     _schemes: dict[str, SchemeResolver] = field(default_factory=dict, init=False, repr=False)
     _tasks: dict[str, str] = field(default_factory=lambda: dict(CORE_TASKS), init=False, repr=False)
+    #: (plugin, task) -> the class a plugin implements the task with for its own models
+    _plugin_tasks: dict[tuple[str, str], str] = field(default_factory=dict, init=False, repr=False)
     _commands: dict[str, str] = field(default_factory=dict, init=False, repr=False)
     #: `scheme` / `command` -> info keys of every plugin claiming it, the one that resolves it first.
     _owners: dict[tuple[str, str], list[str]] = field(default_factory=dict, init=False, repr=False)
@@ -176,6 +179,7 @@ class Registry:
             self._owners.setdefault(("scheme", prefix), []).append(key)
         for task, target in plugin.tasks.items():
             self._tasks.setdefault(task, target)
+            self._plugin_tasks[(plugin.name, task)] = target
         for name, target in plugin.commands.items():
             self._commands.setdefault(name, target)
             self._owners.setdefault(("command", name), []).append(key)
@@ -252,7 +256,7 @@ class Registry:
                     or fnmatch.fnmatchcase(spec.qualified_name, pattern.lower())
                 ):
                     continue
-                if task and spec.task != task:
+                if task and canonical_task(spec.task) != canonical_task(task):
                     continue
                 if plugin and spec.plugin != plugin:
                     continue
@@ -262,8 +266,16 @@ class Registry:
     def __iter__(self) -> Iterator[ModelSpec]:
         return iter(self.specs())
 
-    def task_target(self, task: str) -> str:
-        """The `module:Class` that implements `task`."""
+    def task_target(self, task: str, plugin: str | None = None) -> str:
+        """The `module:Class` that implements `task` (an old name is read as its vocabulary name).
+
+        Several plugins implement one task for their own models (`object-detection`: YOLOv5 in the core,
+        ultralytics, torchvision's detectors): `plugin`'s own implementation wins, then the first one loaded.
+        """
+        task = canonical_task(task)
+        own = self._plugin_tasks.get((plugin, task)) if plugin is not None else None
+        if own is not None:
+            return own
         try:
             return self._tasks[task]
         except KeyError:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from zoo.arguments import check_json, parse_json, recordable_kwargs
 from zoo.errors import InputError, ZooError
 from zoo.specs import ImagePreprocess
+from zoo.task_names import canonical_task
 
 if TYPE_CHECKING:
     from zoo.model import Model
@@ -224,7 +225,7 @@ class CheckpointInfo:
         return cls(
             model=values["model"],
             plugin=values.get("plugin") or "user",
-            task=values.get("task") or "",
+            task=canonical_task(values.get("task") or ""),  # files from before the one vocabulary
             builder_kwargs=builder_kwargs,
             labels=tuple(labels) if labels is not None else None,
             preprocess=_preprocess(values.get("preprocess"), source),

@@ -18,7 +18,7 @@ def task_for(model: Model) -> Task:
     """Instantiate the task that implements `model.spec.task`."""
     from zoo.registry import get_registry
 
-    target = get_registry().task_target(model.spec.task)
+    target = get_registry().task_target(model.spec.task, model.spec.plugin)
     module_name, _, attr = target.partition(":")
     try:
         cls = getattr(importlib.import_module(module_name), attr)
