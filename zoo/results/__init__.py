@@ -4,5 +4,6 @@ from zoo.results.batch import ResultList, SkippedInput
 from zoo.results.classification import Classification
 from zoo.results.detection import Detections
 from zoo.results.image import ImageOutput
+from zoo.results.segmentation import Segmentation
 
-__all__ = ["Classification", "Detections", "ImageOutput", "ResultList", "SkippedInput"]
+__all__ = ["Classification", "Detections", "ImageOutput", "ResultList", "Segmentation", "SkippedInput"]
