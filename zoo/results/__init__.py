@@ -5,5 +5,14 @@ from zoo.results.classification import Classification
 from zoo.results.detection import Detections
 from zoo.results.image import ImageOutput
 from zoo.results.segmentation import Segmentation
+from zoo.results.video import VideoClassification
 
-__all__ = ["Classification", "Detections", "ImageOutput", "ResultList", "Segmentation", "SkippedInput"]
+__all__ = [
+    "Classification",
+    "Detections",
+    "ImageOutput",
+    "ResultList",
+    "Segmentation",
+    "SkippedInput",
+    "VideoClassification",
+]
