@@ -143,3 +143,22 @@ def test_zoo_predict_cli_detects_with_a_torchvision_detector(bus: Path, tmp_path
     result = data["results"][0] if isinstance(data, dict) else data
     assert result["width"] == 810 and isinstance(result["detections"], list)
     assert list(tmp_path.glob("bus.*"))
+
+
+@pytest.mark.filterwarnings("ignore::zoo.errors.RandomWeightsWarning")
+def test_quantized_classifier_builds_and_runs_on_cpu_with_its_engine(bus: Path) -> None:
+    import torch
+
+    spec = zoo.info("quantized_shufflenet_v2_x0_5")
+    assert spec.meta["quantized_weights"] == ["IMAGENET1K_FBGEMM_V1"] and spec.default_weights is None
+    before = torch.backends.quantized.engine
+    try:
+        model = zoo.load("quantized_shufflenet_v2_x0_5:none", quantize=True, device="cpu")
+        assert torch.backends.quantized.engine == "fbgemm"
+        assert type(model.module.fc).__module__.startswith("torch.ao.nn.quantized")  # int8 kernels, not float
+        found = model.predict(bus, top_k=2)
+        assert len(found.labels) == 2 and 0 < found.score <= 1
+        with pytest.raises(zoo.UnsupportedError, match="fbgemm or qnnpack"):
+            zoo.load("quantized_shufflenet_v2_x0_5:none", quantize=True, backend="x86", device="cpu")
+    finally:
+        torch.backends.quantized.engine = before

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 __all__ = ["KEY_HOOKS", "build", "chain_hooks", "densenet_legacy_keys", "drop_prefixes", "parameters_on_meta"]
 
 StateDict = dict[str, Any]
+#: The quantized engines torchvision's `quantize_model` configures.
+QUANTIZED_ENGINES = ("fbgemm", "qnnpack")
 StateDictHook = Callable[[StateDict], StateDict]
 
 #: torchvision's own pattern (`torchvision.models.densenet._load_state_dict`): the published DenseNet files
@@ -48,7 +50,8 @@ def build(
         quantize: build the quantized model (`torchvision.models.quantization`): CPU only, and it sets
             `torch.backends.quantized.engine` to `backend` for the process (the engine the packed weights and
             the quantized kernels must agree on), as torchvision's `quantize_model` does.
-        backend: the quantized engine (`fbgemm`, `x86` or `qnnpack`); default: `x86` when supported, else `qnnpack`.
+        backend: the quantized engine, `fbgemm` (x86) or `qnnpack` (ARM), the two torchvision's quantization
+            configures; default `fbgemm` where this PyTorch has it, else `qnnpack`.
         **kwargs: builder arguments (a weights tag's `builder_kwargs` plus the user's).
     """
     import torch
@@ -82,17 +85,19 @@ def _weights_member(enum: Any, tag: str, name: str) -> Any:
 
 
 def _quantized_engine(backend: str | None) -> str:
-    """Set `torch.backends.quantized.engine` to `backend` (default x86, else qnnpack) and return it.
+    """Set `torch.backends.quantized.engine` to `backend` (default fbgemm, else qnnpack) and return it.
 
     Raises:
-        UnsupportedError: this PyTorch build lacks the engine.
+        UnsupportedError: not an engine torchvision configures, or this PyTorch build lacks it.
     """
     import torch
 
     from zoo import UnsupportedError
 
     engines = torch.backends.quantized.supported_engines
-    engine = backend or ("x86" if "x86" in engines else "qnnpack")
+    engine = backend or ("fbgemm" if "fbgemm" in engines else "qnnpack")
+    if engine not in QUANTIZED_ENGINES:
+        raise UnsupportedError(f"torchvision quantizes for {' or '.join(QUANTIZED_ENGINES)}, not {engine!r}.")
     if engine not in engines:
         raise UnsupportedError(f"This PyTorch has no quantized engine {engine!r} (it has {', '.join(engines)}).")
     torch.backends.quantized.engine = engine
