@@ -3,6 +3,7 @@
 from zoo.results.batch import ResultList, SkippedInput
 from zoo.results.classification import Classification
 from zoo.results.detection import Detections
+from zoo.results.flow import OpticalFlow
 from zoo.results.image import ImageOutput
 from zoo.results.segmentation import Segmentation
 from zoo.results.video import VideoClassification
@@ -11,6 +12,7 @@ __all__ = [
     "Classification",
     "Detections",
     "ImageOutput",
+    "OpticalFlow",
     "ResultList",
     "Segmentation",
     "SkippedInput",
