@@ -59,17 +59,6 @@ class YoloDetections(Detections):
         return canvas if isinstance(canvas, Image.Image) else Image.fromarray(canvas)
 
 
-def _shade(canvas: Image.Image, masks: np.ndarray, class_ids: np.ndarray) -> Image.Image:
-    import numpy as np
-    from PIL import Image
-
-    pixels = np.asarray(canvas).astype(np.float32)
-    for mask, cid in zip(masks, class_ids):
-        color = np.array([int(PALETTE[int(cid) % len(PALETTE)][i : i + 2], 16) for i in (0, 2, 4)], np.float32)
-        pixels[mask] = pixels[mask] * 0.6 + color * 0.4
-    return Image.fromarray(pixels.round().astype(np.uint8))
-
-
 def _skeleton(draw: Any, points: np.ndarray, radius: int, threshold: float = 0.5) -> None:
     visible = [float(p[2]) >= threshold if len(p) > 2 else True for p in points]
     if len(points) == 17:
