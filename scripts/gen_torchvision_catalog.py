@@ -1,9 +1,11 @@
 """Generate the zoo torchvision plugin's catalog from the installed torchvision.
 
-Writes `plugins/zoo_torchvision/catalog.json` (every image-classification builder of `torchvision.models`,
-each weights tag with its file, metrics, preprocessing and the builder arguments the weights need) and
-`plugins/zoo_torchvision/imagenet_labels.json` (the 1000 ImageNet categories, stored once and referenced
-by key). Rerun it after upgrading torchvision; `tests/test_torchvision_catalog.py` fails until then.
+Writes `plugins/zoo_torchvision/catalog.json` (every builder of `torchvision.models.list_models()`: image
+classification, detection, instance segmentation, keypoints, semantic segmentation, video, optical flow and the
+quantized classifiers, each with its zoo task name and each weights tag with its file, metrics, preprocessing
+and the builder arguments the weights need) and the label files (ImageNet, COCO, COCO persons, VOC,
+Kinetics-400: each stored once and referenced by key). Rerun it after upgrading torchvision;
+`tests/test_torchvision_catalog.py` fails until then.
 
     .venv/bin/python scripts/gen_torchvision_catalog.py          # write the files
     .venv/bin/python scripts/gen_torchvision_catalog.py --check  # exit 1 when they are stale
@@ -33,13 +35,37 @@ from typing import Any
 
 from zoo_torchvision import ORIGINAL_TAG
 
-FORMAT = 1
+FORMAT = 2
 PLUGIN_DIR = Path(__file__).resolve().parents[1] / "plugins" / "zoo_torchvision"
 CATALOG_FILE = "catalog.json"
 #: Label sets stored once, by key: key -> file name in the plugin package.
-LABEL_FILES = {"imagenet1k": "imagenet_labels.json"}
+LABEL_FILES = {
+    "imagenet1k": "imagenet_labels.json",
+    "coco": "coco_labels.json",
+    "coco_person": "coco_person_labels.json",
+    "voc": "voc_labels.json",
+    "kinetics400": "kinetics400_labels.json",
+}
 #: Meta keys of torchvision's weights this script knows how to record; a new one fails loudly.
-KNOWN_META = {"categories", "min_size", "num_params", "recipe", "license", "_metrics", "_ops", "_file_size", "_docs"}
+KNOWN_META = {
+    "categories", "min_size", "num_params", "recipe", "license", "_metrics", "_ops", "_file_size", "_docs",
+    "keypoint_names", "min_temporal_size", "backend", "unquantized",
+}  # fmt: skip
+#: zoo task of each `torchvision.models` sub-module (the detection module's builders are refined by `task_of`).
+MODULE_TASKS = {
+    "torchvision.models": "image-classification",
+    "torchvision.models.quantization": "image-classification",
+    "torchvision.models.detection": "object-detection",
+    "torchvision.models.segmentation": "semantic-segmentation",
+    "torchvision.models.video": "video-classification",
+    "torchvision.models.optical_flow": "optical-flow",
+}
+#: Sub-modules whose builders zoo builds with `layout=TAG` (torchvision's own structure for those weights:
+#: frozen batch norm, its eps) instead of forcing arguments: detection builders change layers when trained.
+LAYOUT_MODULES = {"torchvision.models.detection"}
+#: Arguments torchvision's private helpers force but its public builders already pass (MViT's sizes):
+#: passing them again fails, and the builder gives the module the same values.
+INTERNAL_PARAMS = {"spatial_size", "temporal_size"}
 _MISSING = object()
 
 
@@ -109,11 +135,17 @@ def recording_patches(record: BuildRecord) -> list[tuple[object, str, object]]:
     from torchvision.models import _api, _utils
 
     original = _utils._ovewrite_named_param
+    original_value = _utils._ovewrite_value_param
     probe = _StateDictProbe()
 
     def ovewrite_named_param(kwargs: dict[str, Any], param: str, new_value: Any) -> None:
         original(kwargs, param, new_value)
         record.forced[param] = kwargs[param]
+
+    def ovewrite_value_param(param: str, actual: Any, expected: Any) -> Any:
+        value = original_value(param, actual, expected)
+        record.forced[param] = value
+        return value
 
     def get_state_dict(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return probe
@@ -131,6 +163,8 @@ def recording_patches(record: BuildRecord) -> list[tuple[object, str, object]]:
     for name, module in sorted(sys.modules.items()):
         if name.startswith("torchvision.models") and getattr(module, "_ovewrite_named_param", None) is original:
             patches.append((module, "_ovewrite_named_param", ovewrite_named_param))
+        if name.startswith("torchvision.models") and getattr(module, "_ovewrite_value_param", None) is original_value:
+            patches.append((module, "_ovewrite_value_param", ovewrite_value_param))
     return patches
 
 
@@ -203,7 +237,7 @@ def _plain_text(doc: str | None) -> str:
 
 def _title(summary: str) -> str:
     """Short model title from a builder docstring's first sentence ("ResNet-18 from ..." -> "ResNet-18")."""
-    title = re.split(r" from |, as described in ", summary, maxsplit=1)[0]
+    title = re.split(r" from |, as described (?:in|at) ", summary, maxsplit=1)[0].rstrip(".")
     title = re.sub(r"^Constructs an? ", "", title)
     return re.sub(r" model architecture\b| architecture\b| model\b", "", title).strip()
 
@@ -213,19 +247,34 @@ def _size(values: list[int]) -> int | list[int]:
 
 
 def preprocess(weights: Any) -> dict[str, Any]:
-    """torchvision's `ImageClassification` preset of `weights`, as `zoo.ImagePreprocess.to_dict` writes it."""
-    from torchvision.transforms._presets import ImageClassification
+    """torchvision's preset of `weights` (`weights.transforms()`), as `zoo.ImagePreprocess.to_dict` writes it.
+
+    Detection presets only scale to [0, 1] (the detector resizes and normalizes inside its forward); the
+    optical-flow preset maps [0, 1] to [-1, 1]; video presets resize each frame without antialias.
+    """
+    from torchvision.transforms import _presets
 
     preset = weights.transforms()
-    if not isinstance(preset, ImageClassification):
-        raise TypeError(f"{weights}: transforms() is a {type(preset).__name__}, not ImageClassification")
+    plain = {"resize": None, "crop": None, "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+    if isinstance(preset, _presets.ObjectDetection):
+        return {**plain, "interpolation": "bilinear", "antialias": True, "channels": 3}
+    if isinstance(preset, _presets.OpticalFlow):
+        return {**plain, "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear", "antialias": True,
+                "channels": 3}  # fmt: skip
+    if isinstance(preset, _presets.SemanticSegmentation):
+        resize, crop = preset.resize_size, None
+    elif isinstance(preset, (_presets.ImageClassification, _presets.VideoClassification)):
+        resize, crop = preset.resize_size, preset.crop_size
+    else:
+        raise TypeError(f"{weights}: transforms() is a {type(preset).__name__}: teach preprocess() about it")
+    video = isinstance(preset, _presets.VideoClassification)
     return {
-        "resize": _size(preset.resize_size),
-        "crop": _size(preset.crop_size),
+        "resize": _size(resize) if resize is not None else None,
+        "crop": _size(crop) if crop is not None else None,
         "mean": [float(x) for x in preset.mean],
         "std": [float(x) for x in preset.std],
         "interpolation": preset.interpolation.value,
-        "antialias": bool(preset.antialias),
+        "antialias": False if video else bool(preset.antialias),  # VideoClassification hard-codes False
         "channels": 3,
     }
 
@@ -241,12 +290,19 @@ def labels_key(categories: list[str] | None, label_sets: dict[str, list[str]]) -
 
 
 def metrics(meta: dict[str, Any], name: str) -> dict[str, float]:
-    """ImageNet-1K acc@1 / acc@5, leaving out the values torchvision publishes as NaN."""
-    extra = set(meta["_metrics"]) - {"ImageNet-1K"}
-    if extra:
-        raise ValueError(f"{name}: metrics on {sorted(extra)} are not recorded yet: extend metrics()")
-    values = meta["_metrics"]["ImageNet-1K"]
-    return {key: float(value) for key, value in sorted(values.items()) if not math.isnan(value)}
+    """The published metrics, leaving out the values torchvision publishes as NaN.
+
+    One dataset (ImageNet-1K acc@1, COCO box_map, ...): its keys as they are; several (RAFT's Sintel and
+    KITTI figures): `dataset/key`.
+    """
+    datasets = meta["_metrics"]
+    if not datasets:
+        raise ValueError(f"{name}: no metrics published")
+    out = {}
+    for dataset, values in sorted(datasets.items()):
+        prefix = f"{dataset}/" if len(datasets) > 1 else ""
+        out.update({prefix + key: float(value) for key, value in sorted(values.items()) if not math.isnan(value)})
+    return out
 
 
 def tag_entry(model: str, weights: Any, label_sets: dict[str, list[str]], plain: BuildRecord) -> dict[str, Any]:
@@ -266,14 +322,19 @@ def tag_entry(model: str, weights: Any, label_sets: dict[str, list[str]], plain:
     if unknown:
         raise ValueError(f"{model}.{weights.name}: unknown meta keys {sorted(unknown)}: record them in tag_entry()")
     builder = get_model_builder(model)
-    module, record = record_build(builder, weights)
+    quantized = "backend" in meta
+    if quantized:  # the quantized structure cannot be built on the meta device: record the float one
+        with _quantize_skipped():
+            module, record = record_build(functools.partial(builder, quantize=True), weights)
+    else:
+        module, record = record_build(builder, weights)
     hash_match = HASH_REGEX.search(weights.url.rsplit("/", 1)[-1])
     entry: dict[str, Any] = {
         "url": weights.url,
         "hash_prefix": hash_match.group(1) if hash_match and hash_match.group(1) else None,
-        "labels": labels_key(meta["categories"], label_sets),
+        "labels": labels_key(meta.get("categories"), label_sets),
         "preprocess": preprocess(weights),
-        "builder_kwargs": builder_kwargs(record, plain, module),
+        "builder_kwargs": tag_kwargs(builder, weights, record, plain, module),
         "metrics": metrics(meta, f"{model}.{weights.name}"),
         "license": meta.get("license"),
         "meta": {
@@ -283,8 +344,14 @@ def tag_entry(model: str, weights: Any, label_sets: dict[str, list[str]], plain:
             "gflops": meta["_ops"],
             "recipe": meta["recipe"],
             "docs": _plain_text(meta["_docs"]),
+            "datasets": sorted(meta["_metrics"]),
+            **({"keypoint_names": list(meta["keypoint_names"])} if "keypoint_names" in meta else {}),
+            **({"min_temporal_size": meta["min_temporal_size"]} if "min_temporal_size" in meta else {}),
+            **({"backend": meta["backend"], "unquantized": str(meta["unquantized"])} if quantized else {}),
         },
     }
+    if quantized:
+        entry["quantized"] = True
     prefixes = dropped_prefixes(record, module, model)
     if prefixes:
         entry["drop_prefixes"] = prefixes
@@ -293,8 +360,46 @@ def tag_entry(model: str, weights: Any, label_sets: dict[str, list[str]], plain:
     return entry
 
 
+def tag_kwargs(builder: Any, weights: Any, record: BuildRecord, plain: BuildRecord, module: Any) -> dict[str, Any]:
+    """The builder arguments zoo passes for `weights`: the forced ones, `layout` for detection, the quantization."""
+    out = {k: v for k, v in builder_kwargs(record, plain, module).items() if k not in INTERNAL_PARAMS}
+    if builder.__module__.rsplit(".", 1)[0] in LAYOUT_MODULES:
+        out["layout"] = weights.name
+    if "backend" in weights.meta:
+        out.update(quantize=True, backend=weights.meta["backend"])
+    return out
+
+
+@contextmanager
+def _quantize_skipped() -> Iterator[None]:
+    """Quantized builders with `quantize_model`, `prepare_qat`, `convert` made no-ops (they need real tensors)."""
+    import torch.ao.quantization
+    import torchvision.models.quantization as quantization
+
+    modules = [m for name, m in sorted(sys.modules.items()) if name.startswith(quantization.__name__)]
+    patches: list[tuple[object, str, object]] = [
+        (m, "quantize_model", lambda model, backend: None) for m in modules if hasattr(m, "quantize_model")
+    ]
+    for attr in ("convert", "prepare_qat"):  # MobileNetV3's QAT path
+        patches.append((torch.ao.quantization, attr, lambda model, inplace=False: model))
+    with _patched(patches):
+        yield
+
+
+def task_of(name: str) -> str:
+    """zoo's task name of torchvision builder `name`."""
+    from torchvision.models import get_model_builder
+
+    module = get_model_builder(name).__module__.rsplit(".", 1)[0]
+    if name.startswith("maskrcnn"):
+        return "instance-segmentation"
+    if name.startswith("keypointrcnn"):
+        return "keypoint-detection"
+    return MODULE_TASKS[module]
+
+
 def model_entry(name: str, label_sets: dict[str, list[str]]) -> dict[str, Any]:
-    """Catalog entry of one torchvision classifier: family, summary, default tag and every tag."""
+    """Catalog entry of one torchvision model: task, family, summary, default tag and every tag."""
     from torchvision.models import get_model_builder, get_model_weights
 
     builder = get_model_builder(name)
@@ -305,30 +410,54 @@ def model_entry(name: str, label_sets: dict[str, list[str]]) -> dict[str, Any]:
     summary = _plain_text(builder.__doc__)
     title = _title(summary)
     # the description quotes the weights a bare name loads (zoo_torchvision.ORIGINAL_TAG where it exists)
-    acc = tags[ORIGINAL_TAG if ORIGINAL_TAG in tags else default]["metrics"].get("acc@1")
+    first = tags[ORIGINAL_TAG if ORIGINAL_TAG in tags else default]
     return {
+        "task": task_of(name),
         "family": builder.__module__.rsplit(".", 1)[-1],
         "summary": summary,
-        "description": f"{title} (ImageNet-1K, acc@1 {acc:.2f})" if acc is not None else title,
+        "description": _description(title, first),
         "weights_enum": enum.__name__,
         "default": default,
         "tags": tags,
     }
 
 
+#: The headline metric quoted in a description, by dataset (the first one found is quoted).
+_HEADLINE = (("acc@1", "acc@1"), ("mask_map", "mask mAP"), ("kp_map", "keypoint mAP"), ("box_map", "box mAP"),
+             ("miou", "mIoU"), ("Sintel-Train-Cleanpass/epe", "Sintel clean EPE"))  # fmt: skip
+
+
+def _description(title: str, tag: dict[str, Any]) -> str:
+    """`Title (dataset, metric value)` for `zoo list`."""
+    if tag.get("quantized"):
+        title = f"{title}, quantized ({tag['meta']['backend']})"
+    found = tag["metrics"]
+    for key, label in _HEADLINE:
+        if key in found:
+            dataset = tag["meta"]["datasets"][0] if len(tag["meta"]["datasets"]) == 1 else "Sintel"
+            return f"{title} ({dataset}, {label} {found[key]:.2f})"
+    return title
+
+
 def build_label_files() -> dict[str, list[str]]:
     """The label files to write: file name -> categories."""
-    from torchvision.models._meta import _IMAGENET_CATEGORIES
+    from torchvision.models import _meta
 
-    sets = {"imagenet1k": list(_IMAGENET_CATEGORIES)}
+    sets = {
+        "imagenet1k": list(_meta._IMAGENET_CATEGORIES),
+        "coco": list(_meta._COCO_CATEGORIES),
+        "coco_person": list(_meta._COCO_PERSON_CATEGORIES),
+        "voc": list(_meta._VOC_CATEGORIES),
+        "kinetics400": list(_meta._KINETICS400_CATEGORIES),
+    }
     return {LABEL_FILES[key]: labels for key, labels in sets.items()}
 
 
-def classification_models() -> list[str]:
-    """Names of torchvision's image-classification builders (not detection, segmentation, video, quantized)."""
+def all_models() -> list[str]:
+    """Names of every builder of `torchvision.models.list_models()` (every sub-module)."""
     import torchvision.models
 
-    return sorted(torchvision.models.list_models(module=torchvision.models))
+    return sorted(torchvision.models.list_models())
 
 
 def build_catalog() -> dict[str, Any]:
@@ -341,7 +470,7 @@ def build_catalog() -> dict[str, Any]:
         "format": FORMAT,
         "torchvision": torchvision.__version__.split("+", 1)[0],
         "labels": dict(LABEL_FILES),
-        "models": {name: model_entry(name, label_sets) for name in classification_models()},
+        "models": {name: model_entry(name, label_sets) for name in all_models()},
     }
 
 

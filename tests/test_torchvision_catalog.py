@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "gen_torchvision_catalog.py"
 PLUGIN_DIR = Path(zoo_torchvision.__file__).resolve().parent
 CATALOG = json.loads((PLUGIN_DIR / "catalog.json").read_text(encoding="utf-8"))
-TAGS = [(name, tag) for name, entry in sorted(CATALOG["models"].items()) for tag in sorted(entry["tags"])]
+TAGS = [(name, tag) for name, entry in sorted(CATALOG["models"].items()) for tag in sorted(entry["tags"])
+        if not entry["tags"][tag].get("quantized")]  # fmt: skip
 RERUN = f"rerun `.venv/bin/python {SCRIPT.relative_to(ROOT)}` and commit the result"
 
 

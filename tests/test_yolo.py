@@ -68,8 +68,10 @@ def test_catalog_names_tasks_and_release_weights() -> None:
     assert "yolov5n" in zoo.list_models()  # the hub plugin's YOLOv5 keeps its bare name: no clash
     assert not [p for p in zoo.plugins() if p.name == "ultralytics" and (p.status != "ok" or p.clashes)]
     tasks = {name: zoo.info(name).task for name in ("yolov8n", "yolov8n-seg", "yolo11n-cls", "yolov8n-pose")}
-    assert tasks == {"yolov8n": "ultralytics-detect", "yolov8n-seg": "ultralytics-segment",
-                     "yolo11n-cls": "ultralytics-classify", "yolov8n-pose": "ultralytics-pose"}  # fmt: skip
+    assert tasks == {"yolov8n": "object-detection", "yolov8n-seg": "instance-segmentation",
+                     "yolo11n-cls": "image-classification", "yolov8n-pose": "keypoint-detection"}  # fmt: skip
+    obb = zoo.info("yolov8n-obb")
+    assert obb.task == "object-detection" and obb.meta["ultralytics_task"] == "obb"
     spec = zoo.info("yolov8n")
     weights = spec.weights[spec.default_weights]
     assert weights.url == f"https://github.com/ultralytics/assets/releases/download/{spec.default_weights}/yolov8n.pt"

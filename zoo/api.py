@@ -103,7 +103,7 @@ def load_spec(
     if (
         new_classes is not None
         and new_classes != builder_kwargs.get("num_classes")
-        and not get_registry().task_capabilities(spec.task).head
+        and not get_registry().task_capabilities(spec.task, spec.plugin).head
     ):
         raise UnsupportedError(
             f"{spec.name} is a {spec.task} model: its head is not a classifier's. Load '{spec.name}:none' with "
@@ -248,7 +248,8 @@ def capabilities(name: str | os.PathLike[str]) -> TaskCapabilities:
         UnknownModelError: unknown model name.
         PluginError: no plugin implements the model's task.
     """
-    return get_registry().task_capabilities(info(name).task)
+    spec = info(name)
+    return get_registry().task_capabilities(spec.task, spec.plugin)
 
 
 def checkpoint_info(path: str | os.PathLike[str]) -> CheckpointInfo:

@@ -131,7 +131,7 @@ def _card(model: Model, repo_id: str) -> Any:
     data = hub.ModelCardData(
         library_name="zoo",
         tags=["zoo", spec.task, spec.plugin],
-        pipeline_tag=get_registry().task_capabilities(spec.task).hub_pipeline,
+        pipeline_tag=get_registry().task_capabilities(spec.task, spec.plugin).hub_pipeline,
     )
     shown = ", ".join(labels[:MAX_CARD_LABELS]) + (
         f", … ({len(labels)} in all)" if len(labels) > MAX_CARD_LABELS else ""

@@ -22,6 +22,7 @@ from zoo.errors import PluginError, UnknownModelError
 from zoo.names import ModelName, parse_name
 from zoo.plugin import Plugin, SchemeResolver, SourceDeclaration
 from zoo.specs import ModelSpec
+from zoo.task_names import canonical_task
 
 if TYPE_CHECKING:
     from zoo.backends import Backend
@@ -101,6 +102,8 @@ class Registry:
     _by_name: dict[str, list[ModelSpec]] = field(default_factory=dict, init=False, repr=False)
     _schemes: dict[str, SchemeResolver] = field(default_factory=dict, init=False, repr=False)
     _tasks: dict[str, str] = field(default_factory=lambda: dict(CORE_TASKS), init=False, repr=False)
+    #: (plugin, task) -> the class a plugin implements the task with for its own models
+    _plugin_tasks: dict[tuple[str, str], str] = field(default_factory=dict, init=False, repr=False)
     _commands: dict[str, str] = field(default_factory=dict, init=False, repr=False)
     _sources: dict[str, list[SourceDeclaration]] = field(default_factory=dict, init=False, repr=False)
     #: `scheme` / `command` -> info keys of every plugin claiming it, the one that resolves it first.
@@ -181,6 +184,7 @@ class Registry:
             self._owners.setdefault(("scheme", prefix), []).append(key)
         for task, target in plugin.tasks.items():
             self._tasks.setdefault(task, target)
+            self._plugin_tasks[(plugin.name, task)] = target
         for name, target in plugin.commands.items():
             self._commands.setdefault(name, target)
             self._owners.setdefault(("command", name), []).append(key)
@@ -260,7 +264,7 @@ class Registry:
                     or fnmatch.fnmatchcase(spec.qualified_name, pattern.lower())
                 ):
                     continue
-                if task and spec.task != task:
+                if task and canonical_task(spec.task) != canonical_task(task):
                     continue
                 if plugin and spec.plugin != plugin:
                     continue
@@ -290,8 +294,16 @@ class Registry:
         """Download schemes plugins declare, sorted."""
         return sorted(self._sources)
 
-    def task_target(self, task: str) -> str:
-        """The `module:Class` that implements `task`."""
+    def task_target(self, task: str, plugin: str | None = None) -> str:
+        """The `module:Class` that implements `task` (an old name is read as its vocabulary name).
+
+        Several plugins implement one task for their own models (`object-detection`: YOLOv5 in the core,
+        ultralytics, torchvision's detectors): `plugin`'s own implementation wins, then the first one loaded.
+        """
+        task = canonical_task(task)
+        own = self._plugin_tasks.get((plugin, task)) if plugin is not None else None
+        if own is not None:
+            return own
         try:
             return self._tasks[task]
         except KeyError:
@@ -306,15 +318,15 @@ class Registry:
         """The name schemes (`hf`, `hub`, ...) loaded plugins resolve."""
         return sorted(self._schemes)
 
-    def task_class(self, task: str) -> type[Task]:
-        """The `Task` subclass that implements `task`, imported now (no model is built).
+    def task_class(self, task: str, plugin: str | None = None) -> type[Task]:
+        """The `Task` subclass that implements `task` (for `plugin`'s models), imported now (no model is built).
 
         Raises:
             PluginError: no plugin implements `task`, or its target is not a `Task` subclass.
         """
         from zoo.tasks.base import Task
 
-        target = self.task_target(task)
+        target = self.task_target(task, plugin)
         module_name, _, attr = target.partition(":")
         try:
             cls = getattr(importlib.import_module(module_name), attr)
@@ -324,9 +336,9 @@ class Registry:
             raise PluginError(f"Task {task!r} at {target!r} is not a zoo Task subclass.")
         return cls
 
-    def task_capabilities(self, task: str) -> TaskCapabilities:
-        """What the task named `task` declares it can do (`Task.capabilities`), without building a model."""
-        return self.task_class(task).capabilities(task)
+    def task_capabilities(self, task: str, plugin: str | None = None) -> TaskCapabilities:
+        """What the task named `task` (for `plugin`'s models) declares it can do, without building a model."""
+        return self.task_class(task, plugin).capabilities(canonical_task(task))
 
     def command_names(self) -> list[str]:
         """Names of the CLI commands plugins add."""

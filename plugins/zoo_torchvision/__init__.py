@@ -1,11 +1,17 @@
-"""torchvision's pretrained image classifiers as zoo models, declared from data (importing this never imports torch).
+"""Every torchvision model as a zoo model, declared from data (importing this never imports torch).
 
 The specs come from `catalog.json`, generated from the installed torchvision by
-`scripts/gen_torchvision_catalog.py`; a test checks that the catalog still matches torchvision.
+`scripts/gen_torchvision_catalog.py` (every builder of `torchvision.models.list_models()`: classifiers,
+detectors, instance and semantic segmentation, keypoints, video, optical flow, quantized classifiers); a
+test checks that the catalog still matches torchvision.
 
 A bare name loads the original ImageNet weights, `IMAGENET1K_V1`, as `pretrained=True` and the PyTorch
 tutorials do (models without them load torchvision's default); `name:DEFAULT` loads torchvision's
 current best weights (`weights="DEFAULT"`).
+
+Quantized classifiers (`quantized_resnet18`, ...): their weights tags are listed (`spec.meta["quantized_weights"]`)
+but not loadable yet (their packed int8 tensors do not fit safetensors); `zoo.load("quantized_resnet18:none",
+quantize=True)` builds the quantized model on the CPU, setting `torch.backends.quantized.engine`.
 """
 
 from __future__ import annotations
@@ -49,7 +55,20 @@ HEADS: dict[str, str | tuple[str, ...]] = {
     "vision_transformer": "heads.head",
 }
 
-plugin = Plugin("torchvision", description="torchvision's pretrained image classifiers, every weights tag")
+plugin = Plugin(
+    "torchvision",
+    description="every torchvision model (classification, detection, segmentation, "
+    "keypoints, video, optical flow, quantized), every weights tag",
+)
+for _task, _target in {
+    "object-detection": "zoo.tasks.torchvision_detection:TorchvisionDetection",
+    "instance-segmentation": "zoo.tasks.torchvision_detection:TorchvisionDetection",
+    "keypoint-detection": "zoo.tasks.torchvision_detection:TorchvisionDetection",
+    "semantic-segmentation": "zoo.tasks.segmentation:SemanticSegmentation",
+    "video-classification": "zoo.tasks.video:VideoClassifier",
+    "optical-flow": "zoo.tasks.optical_flow:OpticalFlowTask",
+}.items():
+    plugin.task(_task, _target)
 
 
 def _read_json(name: str) -> Any:
@@ -91,21 +110,33 @@ def _state_dict_hook(entry: Mapping[str, Any]) -> Callable[[dict[str, Any]], dic
 
 def _spec(name: str, entry: Mapping[str, Any], label_sets: Mapping[str, tuple[str, ...]]) -> ModelSpec:
     """`ModelSpec` of one catalog model."""
-    weights = {tag: _weights(data, label_sets) for tag, data in entry["tags"].items()}
+    every = {tag: _weights(data, label_sets) for tag, data in entry["tags"].items()}
+    quantized = sorted(tag for tag, data in entry["tags"].items() if data.get("quantized"))
+    weights = {tag: value for tag, value in every.items() if tag not in quantized}
     default_tag = ORIGINAL_TAG if ORIGINAL_TAG in weights else entry["default"]
-    default = weights[default_tag]
+    default = every[default_tag if default_tag in every else entry["default"]]
+    meta: dict[str, Any] = {
+        "family": entry["family"],
+        "summary": entry["summary"],
+        "weights_enum": entry["weights_enum"],
+    }
+    if quantized:  # listed, not loadable: see the module docstring
+        meta["quantized_weights"] = quantized
+    keypoints = default.meta.get("keypoint_names")
+    if keypoints:
+        meta["keypoint_names"] = list(keypoints)
     return ModelSpec(
         name=name,
-        task=TASK,
+        task=entry.get("task", TASK),
         builder=partial(build, name),
         plugin=plugin.name,
-        labels=default.labels,
+        labels=default.labels or None,
         preprocess=default.preprocess,
         weights=weights,
-        default_weights=default_tag,
-        aliases={"DEFAULT": entry["default"]},
-        description=entry["description"],
-        meta={"family": entry["family"], "summary": entry["summary"], "weights_enum": entry["weights_enum"]},
+        default_weights=default_tag if default_tag in weights else None,
+        aliases={"DEFAULT": entry["default"]} if entry["default"] in weights else {},
+        description=entry["description"] + ("; weights not loadable yet, quantize=True builds it" if quantized else ""),
+        meta=meta,
         state_dict_hook=_state_dict_hook(entry),
         head=HEADS.get(entry["family"]),
     )

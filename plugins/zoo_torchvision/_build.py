@@ -8,8 +8,10 @@ by path while `catalog.json` is being (re)generated.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -18,6 +20,8 @@ if TYPE_CHECKING:
 __all__ = ["KEY_HOOKS", "build", "chain_hooks", "densenet_legacy_keys", "drop_prefixes", "parameters_on_meta"]
 
 StateDict = dict[str, Any]
+#: The quantized engines torchvision's `quantize_model` configures.
+QUANTIZED_ENGINES = ("fbgemm", "qnnpack")
 StateDictHook = Callable[[StateDict], StateDict]
 
 #: torchvision's own pattern (`torchvision.models.densenet._load_state_dict`): the published DenseNet files
@@ -27,24 +31,98 @@ _DENSENET_LEGACY = re.compile(
 )
 
 
-def build(name: str, **kwargs: Any) -> torch.nn.Module:
+def build(
+    name: str, *, layout: str | None = None, quantize: bool = False, backend: str | None = None, **kwargs: Any
+) -> torch.nn.Module:
     """Build torchvision model `name` without weights; zoo loads them afterwards.
 
     Under a meta default device (zoo builds there before assigning the weights), parameters are created
     on the meta device while plain tensors stay on the CPU: RegNet's builders compute their stage widths
     with tensor ops and `.tolist()`, which fail on the meta device.
 
+    Backbone weights are never fetched (`weights_backbone=None`): zoo loads whole-model files only.
+
     Args:
         name: the torchvision builder name, e.g. `resnet18`.
+        layout: a weights tag of the model (`COCO_V1`): build the module exactly as torchvision's builder does
+            for those weights (a detector then has frozen batch norm, with the eps those weights need) but
+            load nothing. None builds the randomly initialised layout (`weights=None`).
+        quantize: build the quantized model (`torchvision.models.quantization`): CPU only, and it sets
+            `torch.backends.quantized.engine` to `backend` for the process (the engine the packed weights and
+            the quantized kernels must agree on), as torchvision's `quantize_model` does.
+        backend: the quantized engine, `fbgemm` (x86) or `qnnpack` (ARM), the two torchvision's quantization
+            configures; default `fbgemm` where this PyTorch has it, else `qnnpack`.
         **kwargs: builder arguments (a weights tag's `builder_kwargs` plus the user's).
     """
     import torch
-    from torchvision.models import get_model
+    from torchvision.models import get_model, get_model_builder, get_model_weights
 
-    if torch.get_default_device().type != "meta":
-        return get_model(name, weights=None, **kwargs)
-    with parameters_on_meta():
-        return get_model(name, weights=None, **kwargs)
+    if quantize:
+        kwargs.update(quantize=True, backend=_quantized_engine(backend))
+    if "weights_backbone" in inspect.signature(get_model_builder(name)).parameters:
+        kwargs.setdefault("weights_backbone", None)
+    weights = None
+    if layout is not None:
+        weights = _weights_member(get_model_weights(name), layout, name)
+    with contextlib.ExitStack() as stack:
+        if torch.get_default_device().type == "meta":
+            stack.enter_context(parameters_on_meta())
+        if weights is not None:
+            stack.enter_context(_loading_nothing())
+        return get_model(name, weights=weights, **kwargs)
+
+
+def _weights_member(enum: Any, tag: str, name: str) -> Any:
+    """The member `tag` of a weights enum; an `InputError` for a tag it lacks (a file's `layout` is data)."""
+    from zoo import InputError
+
+    try:
+        return enum[tag]
+    except KeyError:
+        raise InputError(
+            f"{name} has no weights layout {tag!r}: use one of {', '.join(m.name for m in enum)}."
+        ) from None
+
+
+def _quantized_engine(backend: str | None) -> str:
+    """Set `torch.backends.quantized.engine` to `backend` (default fbgemm, else qnnpack) and return it.
+
+    Raises:
+        UnsupportedError: not an engine torchvision configures, or this PyTorch build lacks it.
+    """
+    import torch
+
+    from zoo import UnsupportedError
+
+    engines = torch.backends.quantized.supported_engines
+    engine = backend or ("fbgemm" if "fbgemm" in engines else "qnnpack")
+    if engine not in QUANTIZED_ENGINES:
+        raise UnsupportedError(f"torchvision quantizes for {' or '.join(QUANTIZED_ENGINES)}, not {engine!r}.")
+    if engine not in engines:
+        raise UnsupportedError(f"This PyTorch has no quantized engine {engine!r} (it has {', '.join(engines)}).")
+    torch.backends.quantized.engine = engine
+    return engine
+
+
+@contextlib.contextmanager
+def _loading_nothing() -> Iterator[None]:
+    """torchvision builders called with weights, fetching and loading nothing (zoo loads the file afterwards)."""
+    from torch import nn
+    from torchvision.models import _api
+
+    fetch, load = _api.WeightsEnum.get_state_dict, nn.Module.load_state_dict
+    marker: dict[str, Any] = {}
+
+    def skip_load(self: nn.Module, state_dict: Any, *args: Any, **kwargs: Any) -> Any:
+        return None if state_dict is marker else load(self, state_dict, *args, **kwargs)
+
+    _api.WeightsEnum.get_state_dict = lambda self, *args, **kwargs: marker  # type: ignore[method-assign]
+    nn.Module.load_state_dict = skip_load  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        _api.WeightsEnum.get_state_dict = fetch  # type: ignore[method-assign]
+        nn.Module.load_state_dict = load  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager
@@ -66,10 +144,14 @@ def parameters_on_meta() -> Iterator[None]:
             param = nn.Parameter(param.detach().to("meta"), requires_grad=param.requires_grad)
         original(module, name, param)
 
+    from torchvision.models.detection import _utils as detection_utils
+
     initialisers = {name: fn for name, fn in vars(nn.init).items() if name.endswith("_") and callable(fn)}
+    out_channels = detection_utils.retrieve_out_channels
     nn.Module.register_parameter = register_on_meta  # type: ignore[method-assign]
     for name, fn in initialisers.items():
         setattr(nn.init, name, _skip_on_meta(fn))
+    detection_utils.retrieve_out_channels = partial(_out_channels_on_meta, out_channels)
     try:
         with torch.device("cpu"):
             yield
@@ -77,6 +159,17 @@ def parameters_on_meta() -> Iterator[None]:
         nn.Module.register_parameter = original  # type: ignore[method-assign]
         for name, fn in initialisers.items():
             setattr(nn.init, name, fn)
+        detection_utils.retrieve_out_channels = out_channels
+
+
+def _out_channels_on_meta(original: Callable[..., Any], model: Any, size: tuple[int, int]) -> list[int]:
+    """SSD's `retrieve_out_channels` (a forward pass measuring the backbone), run on a copy wholly on meta.
+
+    Its parameters are on the meta device but its buffers on the CPU, which a forward cannot mix.
+    """
+    import copy
+
+    return original(copy.deepcopy(model).to("meta"), size)
 
 
 def _skip_on_meta(init: Callable[..., Any]) -> Callable[..., Any]:

@@ -24,13 +24,15 @@ __all__ = ["TASKS", "plugin"]
 
 _HERE = Path(__file__).resolve().parent
 LICENSE = "AGPL-3.0"
-#: zoo task name of each ultralytics task; one task class runs them all through ultralytics' predictors.
+#: zoo task name of each ultralytics task (the one vocabulary; oriented boxes are object detection too, the
+#: ultralytics task stays in `spec.meta["ultralytics_task"]`); one task class runs them all through
+#: ultralytics' predictors. The names used before (`ultralytics-detect`, ...) still resolve as aliases.
 TASKS = {
-    "detect": "ultralytics-detect",
-    "segment": "ultralytics-segment",
-    "classify": "ultralytics-classify",
-    "pose": "ultralytics-pose",
-    "obb": "ultralytics-obb",
+    "detect": "object-detection",
+    "segment": "instance-segmentation",
+    "classify": "image-classification",
+    "pose": "keypoint-detection",
+    "obb": "object-detection",
 }
 _WHAT = {
     "detect": "object detector",
@@ -42,7 +44,7 @@ _WHAT = {
 _DATA = {"coco": "COCO", "imagenet": "ImageNet", "coco-pose": "COCO-pose", "dota": "DOTAv1"}
 
 plugin = Plugin("ultralytics", description="ultralytics YOLO and RT-DETR models (detect, segment, classify, pose, obb)")
-for _task in TASKS.values():
+for _task in sorted(set(TASKS.values())):
     plugin.task(_task, "zoo_yolo.task:UltralyticsTask")
 plugin.backend("ultralytics", home_env="YOLO_CONFIG_DIR", offline_env=("YOLO_OFFLINE",))
 

@@ -29,55 +29,34 @@ COCO_SKELETON = (
 
 @dataclass(frozen=True, eq=False, repr=False)
 class YoloDetections(Detections):
-    """`Detections` with what segmentation, pose and oriented-box models add.
+    """`Detections` (whose `masks` and `keypoints` segmentation and pose models fill) with oriented boxes.
 
     Attributes:
-        masks: bool array (N, height, width) in the original image's pixels (segmentation), or None.
-        keypoints: float32 array (N, K, 3): x, y in pixels and a visibility score (pose), or None.
         obb: float32 array (N, 5): center x, center y, width, height, rotation in radians (obb), or None;
             `boxes` then holds each oriented box's axis-aligned bounds.
     """
 
-    masks: np.ndarray | None = field(default=None, repr=False)
-    keypoints: np.ndarray | None = field(default=None, repr=False)
     obb: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """`Detections.to_dict`, each detection with its `mask_area`, `keypoints` or `obb` when present."""
+        """`Detections.to_dict` (with `mask_area` and `keypoints`), each detection with its `obb` when present."""
         data = super().to_dict()
         for i, det in enumerate(data["detections"]):
-            if self.masks is not None:
-                det["mask_area"] = int(self.masks[i].sum())
-            if self.keypoints is not None:
-                det["keypoints"] = [[round(float(v), 2) for v in point] for point in self.keypoints[i]]
             if self.obb is not None:
                 det["obb"] = [round(float(v), 4) for v in self.obb[i]]
         return data
 
     def plot(self, *, line_width: int | None = None, font_size: int | None = None) -> Image.Image:
-        """`Detections.plot`, with masks shaded and keypoints drawn."""
+        """`Detections.plot` (masks shaded, keypoints drawn), with the COCO skeleton joined."""
         from PIL import Image, ImageDraw
 
         canvas = super().plot(line_width=line_width, font_size=font_size)
-        if self.masks is not None and len(self.masks):
-            canvas = _shade(canvas, self.masks, self.class_ids)
         if self.keypoints is not None and len(self.keypoints):
             draw = ImageDraw.Draw(canvas)
             radius = max(round(sum(self.size) / 2 * 0.004), 2)
             for points in self.keypoints:
                 _skeleton(draw, points, radius)
         return canvas if isinstance(canvas, Image.Image) else Image.fromarray(canvas)
-
-
-def _shade(canvas: Image.Image, masks: np.ndarray, class_ids: np.ndarray) -> Image.Image:
-    import numpy as np
-    from PIL import Image
-
-    pixels = np.asarray(canvas).astype(np.float32)
-    for mask, cid in zip(masks, class_ids):
-        color = np.array([int(PALETTE[int(cid) % len(PALETTE)][i : i + 2], 16) for i in (0, 2, 4)], np.float32)
-        pixels[mask] = pixels[mask] * 0.6 + color * 0.4
-    return Image.fromarray(pixels.round().astype(np.uint8))
 
 
 def _skeleton(draw: Any, points: np.ndarray, radius: int, threshold: float = 0.5) -> None:

@@ -27,9 +27,9 @@ __all__ = ["HUB_PIPELINES", "UltralyticsTask"]
 
 #: The Hugging Face Hub pipeline tag of each zoo task this class serves (pose and obb have none).
 HUB_PIPELINES = {
-    "ultralytics-detect": "object-detection",
-    "ultralytics-segment": "image-segmentation",
-    "ultralytics-classify": "image-classification",
+    "object-detection": "object-detection",
+    "instance-segmentation": "image-segmentation",
+    "image-classification": "image-classification",
 }
 
 

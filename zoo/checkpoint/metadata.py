@@ -35,6 +35,7 @@ from zoo._frozen import thaw
 from zoo.arguments import check_json, parse_json, recordable_kwargs
 from zoo.errors import InputError, ZooError
 from zoo.specs import ImagePreprocess
+from zoo.task_names import canonical_task
 
 if TYPE_CHECKING:
     from zoo.model import ModelInfo
@@ -236,7 +237,7 @@ class CheckpointInfo:
         return cls(
             model=values["model"],
             plugin=values.get("plugin") or "user",
-            task=values.get("task") or "",
+            task=canonical_task(values.get("task") or ""),  # files from before the one vocabulary
             builder_kwargs=builder_kwargs,
             labels=tuple(labels) if labels is not None else None,
             preprocess=_preprocess(values.get("preprocess"), source),

@@ -40,6 +40,10 @@ class Detections:
         source: where the image came from (a path, or `<input 3>`), when known.
         image: the original image as a uint8 HWC RGB array, for `plot()` and `save()`; None for an image
             read from a file, which `plot()` reads again (a folder of photos does not stay in memory).
+        masks: bool array (N, height, width) in the original image's pixels (instance segmentation), or None.
+        keypoints: float32 array (N, K, 3): x, y in pixels and a visibility or score (keypoint detection),
+            or None.
+        keypoint_names: the name of each of the K keypoints, when the model says.
     """
 
     boxes: np.ndarray
@@ -49,6 +53,9 @@ class Detections:
     size: tuple[int, int]
     source: str | None = None
     image: np.ndarray | None = field(default=None, repr=False)
+    masks: np.ndarray | None = field(default=None, repr=False)
+    keypoints: np.ndarray | None = field(default=None, repr=False)
+    keypoint_names: tuple[str, ...] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -87,7 +94,19 @@ class Detections:
     # -- serialisation --------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: source, image size and a list of `{label, class_id, score, xyxy, xywhn}`."""
+        """JSON-ready dict: source, image size and a list of `{label, class_id, score, xyxy, xywhn}`, each with
+        its `mask_area` (pixels) and `keypoints` (`[x, y, score]`, plus `keypoint_names` once) when present."""
+        data = self._boxes_dict()
+        for i, det in enumerate(data["detections"]):
+            if self.masks is not None:
+                det["mask_area"] = int(self.masks[i].sum())
+            if self.keypoints is not None:
+                det["keypoints"] = [[round(float(v), 2) for v in point] for point in self.keypoints[i]]
+        if self.keypoint_names is not None:
+            data["keypoint_names"] = list(self.keypoint_names)
+        return data
+
+    def _boxes_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "width": self.size[0],
@@ -157,7 +176,8 @@ class Detections:
         where = f"{self.source!r}, " if self.source else ""
         top = ", ".join(f"{label!r}: {float(s):.3f}" for label, s in zip(self.labels[:5], self.scores[:5]))
         more = f", +{len(self) - 5} more" if len(self) > 5 else ""
-        return f"Detections({where}{len(self)} boxes{': ' if top else ''}{top}{more})"
+        extra = "".join(f", with {name}" for name in ("masks", "keypoints") if getattr(self, name) is not None)
+        return f"Detections({where}{len(self)} boxes{': ' if top else ''}{top}{more}{extra})"
 
     # -- images ---------------------------------------------------------------------------------------
 
@@ -169,7 +189,7 @@ class Detections:
         """
         from PIL import ImageDraw
 
-        canvas = self._original()
+        canvas = self._with_masks_and_keypoints(self._original())
         draw = ImageDraw.Draw(canvas)
         width = line_width or max(round(sum(self.size) / 2 * 0.003), 2)
         font = default_font(font_size or max(round(sum(self.size) / 2 * 0.025), 12))
@@ -181,9 +201,30 @@ class Detections:
             left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
             tw, th = right - left, bottom - top + 4
             ty = y1 - th if y1 - th >= 0 else y1
-            draw.rectangle((x1, ty, x1 + tw + 4, ty + th), fill=color)
-            draw.text((x1 + 2, ty + 1 - top), text, fill="white", font=font)
+            tx = max(min(x1, canvas.width - tw - 4), 0)  # never clipped at the right edge either
+            draw.rectangle((tx, ty, tx + tw + 4, ty + th), fill=color)
+            draw.text((tx + 2, ty + 1 - top), text, fill="white", font=font)
         return canvas
+
+    def _with_masks_and_keypoints(self, canvas: Image.Image) -> Image.Image:
+        """`canvas` with the masks shaded and the keypoints drawn (`torchvision.utils`), when present."""
+        if (self.masks is None or not len(self.masks)) and (self.keypoints is None or not len(self.keypoints)):
+            return canvas
+        import numpy as np
+        import torch
+        from PIL import Image
+        from torchvision.utils import draw_keypoints, draw_segmentation_masks
+
+        pixels = torch.from_numpy(np.array(canvas)).permute(2, 0, 1).contiguous()
+        colors = ["#" + _PALETTE[int(cid) % len(_PALETTE)] for cid in self.class_ids]
+        if self.masks is not None and len(self.masks):
+            pixels = draw_segmentation_masks(pixels, torch.from_numpy(self.masks).bool(), alpha=0.45, colors=colors)
+        if self.keypoints is not None and len(self.keypoints):
+            points = torch.from_numpy(np.ascontiguousarray(self.keypoints[..., :2])).float()
+            visible = torch.from_numpy(np.ascontiguousarray(self.keypoints[..., 2] > 0))
+            radius = max(round(sum(self.size) / 2 * 0.004), 2)
+            pixels = draw_keypoints(pixels, points, visibility=visible, colors="#00FF00", radius=radius)
+        return Image.fromarray(pixels.permute(1, 2, 0).numpy())
 
     def _original(self) -> Image.Image:
         from PIL import Image

@@ -16,4 +16,4 @@ def task_for(model: Model) -> Task:
     """Instantiate the task that implements `model.spec.task`."""
     from zoo.registry import get_registry
 
-    return get_registry().task_class(model.spec.task)(model)
+    return get_registry().task_class(model.spec.task, model.spec.plugin)(model)
