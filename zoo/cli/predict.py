@@ -84,8 +84,13 @@ def predict_cmd(
     if engine == "ray":
         from zoo.cli.ray import run_on_ray
 
+        given = {"top_k": top_k, "batch_size": batch_size, "conf": conf, "iou": iou}
+        ctx = click.get_current_context()
+        chosen = {
+            k: v for k, v in given.items() if ctx.get_parameter_source(k) is click.core.ParameterSource.COMMANDLINE
+        }
         run_on_ray(name, list(inputs), out=out, resume=resume, workers=workers, address=ray_address,
-                   device=device, top_k=top_k, batch_size=batch_size, conf=conf, iou=iou, trust=trust)  # fmt: skip
+                   device=device, options=chosen, trust=trust)  # fmt: skip
         return
     model = api.load(name, device=device, **({"trust": True} if trust else {}))
     given = {"top_k": top_k, "batch_size": batch_size, "conf": conf, "iou": iou}
