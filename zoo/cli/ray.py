@@ -37,7 +37,7 @@ def run_on_ray(name: str, inputs: list[str], *, out: str | None, resume: bool, w
         count = workers if isinstance(workers, int) and workers > 0 else None
         dataset = zoo_ray.predict(todo, name, address=address, num_workers=count, device=device, **options)
         for batch in dataset.iter_batches(batch_size=None, batch_format="pandas"):
-            records = [_record(row) for row in batch.to_dict("records")]
+            records = [_record(row) for row in batch.to_dict("records")]  # type: ignore[union-attr]
             sink.write(records)
             for record in records:
                 if "error" in record:
