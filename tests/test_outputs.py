@@ -119,3 +119,14 @@ def test_kill_9_mid_run_then_resume_gives_every_input_exactly_once(assets: Path,
     for path in sorted(photos.iterdir())[:: 5]:
         if path.name != "zz-broken.jpg":
             assert by_input[str(path)]["top"][0]["label"] == model.predict(path, top_k=1).labels[0]
+
+
+def test_cli_refuses_resume_without_out_and_a_bad_worker_count(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    out = CliRunner().invoke(cli, ["predict", "resnet18:none", str(tmp_path), "--resume"])
+    assert out.exit_code == 1 and "--resume goes with --out" in out.output and "Traceback" not in out.output
+    out = CliRunner().invoke(cli, ["predict", "resnet18:none", str(tmp_path), "--num-workers", "lots"])
+    assert out.exit_code == 1 and "--num-workers lots" in out.output
