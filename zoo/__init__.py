@@ -30,6 +30,7 @@ from zoo.plugin import Plugin
 from zoo.registry import PluginInfo
 from zoo.results import Classification, Detections, ImageOutput, ResultList, SkippedInput
 from zoo.specs import Artifact, ImagePreprocess, ModelSpec, Weights
+from zoo.streaming import ResultStream
 from zoo.tasks.base import Task, TaskCapabilities
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "PluginInfo",
     "RandomWeightsWarning",
     "ResultList",
+    "ResultStream",
     "SkippedInput",
     "SkippedInputsWarning",
     "Task",

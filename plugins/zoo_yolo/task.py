@@ -8,12 +8,12 @@ nothing is written anywhere (`save=False`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from itertools import chain
+from itertools import chain, islice
 from typing import TYPE_CHECKING, Any
 
-from zoo import InputError, Task, TaskCapabilities
+from zoo import InputError, ResultStream, Task, TaskCapabilities
 from zoo.ext import collect_images, decode
 from zoo_yolo.build import Arch
 
@@ -64,7 +64,8 @@ class UltralyticsTask(Task):
         agnostic: bool = False,
         batch_size: int = 16,
         top_k: int = 5,
-    ) -> YoloDetections | Classification | list[Any]:
+        stream: bool = False,
+    ) -> YoloDetections | Classification | list[Any] | ResultStream:
         """Detect (segment, estimate poses, classify) objects in images.
 
         Args:
@@ -77,10 +78,12 @@ class UltralyticsTask(Task):
             agnostic: NMS across classes.
             batch_size: images per forward pass.
             top_k: classes kept per image by a classifier.
+            stream: return a `zoo.ResultStream` (an iterator in input order) that decodes and runs one
+                batch at a time, so memory does not grow with the number of inputs.
 
         Returns:
             `YoloDetections` (a zoo `Detections` with masks / keypoints / oriented boxes) or, for a
-            classifier, `Classification`; a list for list-like inputs.
+            classifier, `Classification`; a list for list-like inputs; a `ResultStream` with `stream=True`.
         """
         if not 0 <= conf <= 1 or not 0 <= iou <= 1 or max_det < 1 or batch_size < 1 or top_k < 1:
             raise InputError("conf and iou must be in [0, 1]; max_det, batch_size and top_k at least 1.")
@@ -88,7 +91,6 @@ class UltralyticsTask(Task):
         from zoo_yolo.runtime import quiet
 
         items, is_batch = collect_images(inputs)
-        images = [_rgb(decode(item, 3)) for item in items]
         predictor = self.predictor()
         args = predictor.args
         args.conf, args.iou, args.max_det, args.agnostic_nms = conf, iou, max_det, agnostic
@@ -96,12 +98,22 @@ class UltralyticsTask(Task):
         args.imgsz = int(size or self.model.spec.meta.get("image_size", 640))
         args.batch = batch_size
         labels = self.model.labels
-        results: list[Any] = [None] * len(images)
-        for chunk in _same_shape_chunks(images, batch_size):  # each photo letterboxed as if alone: rect, not square
-            with quiet():  # ultralytics wants BGR arrays
-                found = predictor(source=[images[i][:, :, ::-1] for i in chunk], stream=False)
-            for i, result in zip(chunk, found):
-                results[i] = to_zoo(result, labels=labels, source=items[i].source, image=images[i], top_k=top_k)
+
+        def events() -> Iterator[Any]:
+            iterator = iter(items)
+            while chunk := list(islice(iterator, batch_size)):  # decoded a batch at a time
+                images = [_rgb(decode(item, 3)) for item in chunk]
+                results: list[Any] = [None] * len(images)
+                for group in _same_shape_chunks(images, batch_size):  # each photo letterboxed as if alone: rect
+                    with quiet():  # ultralytics wants BGR arrays
+                        found = predictor(source=[images[i][:, :, ::-1] for i in group], stream=False)
+                    for i, result in zip(group, found):
+                        results[i] = to_zoo(result, labels=labels, source=chunk[i].source, image=images[i], top_k=top_k)
+                yield results
+
+        if stream:
+            return ResultStream(events(), len(items))
+        results = [result for batch in events() for result in batch]
         return results if is_batch else results[0]
 
     def predictor(self) -> Any:

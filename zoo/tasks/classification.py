@@ -12,6 +12,7 @@ from zoo.images import ImageItem, check_header, collect_images, decode, decode_e
 from zoo.progress import progress_bar
 from zoo.results import Classification
 from zoo.results.batch import SkippedInput, check_on_error, finish
+from zoo.streaming import ResultStream, batched, collect, in_input_order, prefetch, worker_count
 from zoo.tasks.base import Task
 
 if TYPE_CHECKING:
@@ -24,13 +25,14 @@ class ImageClassification(Task):
     """Image classification: decode, resize, crop, normalize, forward, softmax, top-k."""
 
     name = "image-classification"
-    options = frozenset({"top_k", "batch_size", "preprocess", "amp", "on_error"})
+    options = frozenset({"top_k", "batch_size", "preprocess", "amp", "on_error", "stream", "num_workers"})
     plots = True
     warns_random_weights = True
     finetunes = True
     evaluates = True
     swaps_head = True
     hub_pipeline = "image-classification"
+    _channels_last: bool | None = None  # CPU: whether channels_last input gives the same logits (checked once)
 
     def predict(
         self,
@@ -41,7 +43,9 @@ class ImageClassification(Task):
         preprocess: bool = True,
         amp: bool | None = None,
         on_error: str | None = None,
-    ) -> Classification | list[Classification]:
+        stream: bool = False,
+        num_workers: int | str = "auto",
+    ) -> Classification | list[Classification] | ResultStream:
         """Classify images.
 
         Args:
@@ -54,31 +58,46 @@ class ImageClassification(Task):
             on_error: what an unreadable image of a batch does: "raise", or "skip" it (named in the
                 result list's `skipped`, with a `SkippedInputsWarning`); None (default) raises for an
                 input you named and skips files a folder or glob found. A single input always raises.
+            stream: return a `ResultStream` (an iterator in input order) that decodes and runs one batch at
+                a time, so memory does not grow with the number of inputs.
+            num_workers: threads decoding and preprocessing the next batches while one runs ("auto", or
+                0 to do it all in the calling thread). The tensors are the same either way.
 
         Returns:
-            One `Classification`, or a `ResultList` for list-like inputs (lists, folders, globs, NCHW).
+            One `Classification`, or a `ResultList` for list-like inputs (lists, folders, globs, NCHW);
+            a `ResultStream` with `stream=True`.
         """
         check_on_error(on_error)
         if not _whole(top_k) or top_k < 1:
             raise InputError(f"top_k must be at least 1, not {top_k!r}.")
         if not _whole(batch_size) or batch_size < 1:
             raise InputError(f"batch_size must be at least 1, not {batch_size!r}.")
+        workers = worker_count(num_workers)
         if not preprocess:
-            return self._predict_tensor(inputs, top_k, batch_size, amp)
+            found = self._predict_tensor(inputs, top_k, batch_size, amp)
+            return ResultStream(iter([found if isinstance(found, list) else [found]])) if stream else found
         items, is_batch = collect_images(inputs)
         spec = self.model.preprocess
         if spec is None:
             raise UnsupportedError(f"{self.model.name} has no image preprocessing: pass preprocess=False and a tensor.")
-        results: list[Classification] = []
-        skipped: list[SkippedInput] = []
-        with progress_bar(len(items) if is_batch else 0, "classifying") as advance:
-            for chunk in _chunks(items, batch_size):
-                decoded = self._decode(chunk, spec.channels, on_error, is_batch, skipped)
-                if decoded:
-                    batch = preprocess_batch([image for _, image in decoded], spec, self.model.device)
-                    logits = self._forward(batch, amp)
-                    results.extend(self._results(logits, top_k, [item.source for item, _ in decoded]))
-                advance(len(chunk))
+
+        def prepare(chunk: list[ImageItem]) -> tuple[list[ImageItem], list[Any], list[SkippedInput], Any]:
+            skipped: list[SkippedInput] = []
+            decoded = self._decode(chunk, spec.channels, on_error, is_batch, skipped)
+            images = [image for _, image in decoded]
+            batch = preprocess_batch(images, spec, self.model.device) if images else None
+            return chunk, [item for item, _ in decoded], skipped, batch
+
+        def events() -> Iterator[Any]:
+            with progress_bar(len(items) if is_batch else 0, "classifying") as advance:
+                for chunk, kept, skipped, batch in prefetch(batched(items, batch_size), prepare, workers):
+                    found = self._results(self._forward(batch, amp), top_k, [i.source for i in kept]) if kept else ()
+                    yield list(in_input_order(chunk, kept, found, skipped))
+                    advance(len(chunk))
+
+        if stream:
+            return ResultStream(events(), len(items))
+        results, skipped = collect(events())
         return finish(results, skipped, is_batch)
 
     def _predict_tensor(self, inputs: Any, top_k: int, batch_size: int, amp: bool | None) -> Any:
@@ -112,12 +131,16 @@ class ImageClassification(Task):
         module.eval()
         batch = batch.to(device, non_blocking=True)
         use_amp = (device.type == "cuda") if amp is None else amp
-        if device.type == "cuda" and batch.ndim == 4:
+        if batch.ndim == 4 and (device.type == "cuda" or self._channels_last):
             batch = batch.contiguous(memory_format=torch.channels_last)
         autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
         with torch.inference_mode(), autocast:
-            out = module(batch)
-        return logits_of(out).float()
+            out = logits_of(module(batch)).float()
+            if self._channels_last is None and device.type == "cpu" and batch.ndim == 4 and batch.shape[0] > 1:
+                # channels_last is faster on the CPU for most convnets, but used only when the logits are the same bits
+                fast = logits_of(module(batch.contiguous(memory_format=torch.channels_last))).float()
+                self._channels_last = bool(torch.equal(out, fast))
+        return out
 
     def _results(self, logits: torch.Tensor, k: int, sources: Sequence[str | None]) -> Iterator[Classification]:
         scores, indices = top_k(logits, k)
@@ -150,11 +173,6 @@ def top_k(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
 def _whole(value: Any) -> bool:
     """True for an integer (numpy's too), not a bool: what counts and sizes must be."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _chunks(items: Sequence[ImageItem], size: int) -> Iterator[Sequence[ImageItem]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _decode_on_gpu(

@@ -20,6 +20,7 @@ from zoo.images import ImageItem, check_size, collect_images, decode_each
 from zoo.progress import progress_bar
 from zoo.results import Detections
 from zoo.results.batch import SkippedInput, check_on_error, finish
+from zoo.streaming import ResultStream, batched, collect, in_input_order, prefetch, worker_count
 from zoo.tasks.base import Task
 
 if TYPE_CHECKING:
@@ -34,7 +35,21 @@ class ObjectDetection(Task):
     """Object detection with YOLO-style models."""
 
     name = "object-detection"
-    options = frozenset({"conf", "iou", "classes", "max_det", "size", "agnostic", "batch_size", "amp", "on_error"})
+    options = frozenset(
+        {
+            "conf",
+            "iou",
+            "classes",
+            "max_det",
+            "size",
+            "agnostic",
+            "batch_size",
+            "amp",
+            "on_error",
+            "stream",
+            "num_workers",
+        }
+    )
     plots = True
     warns_random_weights = True
     hub_pipeline = "object-detection"
@@ -53,7 +68,9 @@ class ObjectDetection(Task):
         batch_size: int = 16,
         amp: bool | None = None,
         on_error: str | None = None,
-    ) -> Detections | list[Detections]:
+        stream: bool = False,
+        num_workers: int | str = "auto",
+    ) -> Detections | list[Detections] | ResultStream:
         """Detect objects.
 
         Args:
@@ -70,9 +87,13 @@ class ObjectDetection(Task):
             on_error: what an unreadable image of a batch does: "raise", or "skip" it (named in the
                 result list's `skipped`, with a `SkippedInputsWarning`); None (default) raises for an
                 input you named and skips files a folder or glob found. A single input always raises.
+            stream: return a `ResultStream` (an iterator in input order) that decodes and runs one batch at
+                a time: each image is letterboxed as soon as it is decoded and its full-size pixels dropped,
+                so memory does not grow with the number (or the size) of the inputs.
+            num_workers: threads decoding and letterboxing the next batches while one runs ("auto", or 0).
 
         Returns:
-            One `Detections`, or a `ResultList` for list-like inputs.
+            One `Detections`, or a `ResultList` for list-like inputs; a `ResultStream` with `stream=True`.
         """
         _check(conf, iou, max_det, batch_size)
         check_on_error(on_error)
@@ -80,23 +101,54 @@ class ObjectDetection(Task):
         items, is_batch = collect_images(inputs)
         size = int(size or self.model.spec.meta.get("image_size", 640))
         stride = model_stride(self.model.module)
+        workers = worker_count(num_workers)
         self._prepare()
-        skipped: list[SkippedInput] = []
-        decoded = decode_each(items, 3, on_error=on_error, is_batch=is_batch, skipped=skipped)
-        kept = [item for item, _ in decoded]
-        images = [image for _, image in decoded]
-        boxes_of: list[Any] = [None] * len(images)
-        with progress_bar(len(images) if is_batch else 0, "detecting") as advance:
-            for indices, shape in _groups(images, size, stride):
-                for chunk in _chunks(indices, batch_size):
-                    batch, boxes = self._batch([images[i] for i in chunk], shape)
-                    preds = self._forward(batch, amp)
-                    found = non_max_suppression(preds, conf, iou, classes, max_det, agnostic)
-                    for i, box, det in zip(chunk, boxes, found):
-                        boxes_of[i] = box.unscale(det)
+
+        def prepare(chunk: list[ImageItem]) -> tuple[list[ImageItem], list[_Boxed], list[SkippedInput]]:
+            skipped: list[SkippedInput] = []
+            decoded = decode_each(chunk, 3, on_error=on_error, is_batch=is_batch, skipped=skipped)
+            return chunk, [self._letterbox(item, image, size, stride) for item, image in decoded], skipped
+
+        def events() -> Iterator[Any]:
+            with progress_bar(len(items) if is_batch else 0, "detecting") as advance:
+                for chunk, boxed, skipped in prefetch(batched(items, batch_size), prepare, workers):
+                    found = self._detect(boxed, amp, (conf, iou, classes, max_det, agnostic))
+                    yield list(in_input_order(chunk, [b.item for b in boxed], found, skipped))
                     advance(len(chunk))
-        results = [self._result(images[i], kept[i], boxes_of[i]) for i in range(len(images))]
+
+        if stream:
+            return ResultStream(events(), len(items))
+        results, skipped = collect(events())
         return finish(results, skipped, is_batch)
+
+    def _letterbox(self, item: ImageItem, image: torch.Tensor, size: int, stride: int) -> _Boxed:
+        """One decoded image letterboxed for the model; only what its result needs is kept of the original."""
+        import torch
+
+        hwc = None
+        if not isinstance(item.data, Path):  # a file is read again by plot(); other inputs are kept
+            pixels = image.mul(255).round().clamp(0, 255).byte() if image.is_floating_point() else image
+            hwc = pixels.permute(1, 2, 0).contiguous().cpu().numpy()
+        if image.is_floating_point():  # [0, 1] floats: to the 0-255 scale the pad value is in
+            image = image.mul(255).round_().clamp_(0, 255).to(torch.uint8)
+        shape = letterbox_shape(image.shape[1], image.shape[2], size, stride)
+        tensor, box = letterbox(image.to(self.model.device), shape)
+        return _Boxed(item, tensor, box, hwc)
+
+    def _detect(self, boxed: list[_Boxed], amp: bool | None, nms: tuple[Any, ...]) -> list[Detections]:
+        """Detections for a chunk of letterboxed images, in order; images of one shape share a forward pass."""
+        import torch
+
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, each in enumerate(boxed):  # a batch never pads one image for another
+            groups.setdefault(tuple(each.tensor.shape), []).append(i)
+        results: list[Any] = [None] * len(boxed)
+        for indices in groups.values():
+            batch = torch.stack([boxed[i].tensor for i in indices]).float().div_(255)
+            found = non_max_suppression(self._forward(batch, amp), *nms)
+            for i, det in zip(indices, found):
+                results[i] = self._result(boxed[i], boxed[i].box.unscale(det))
+        return results
 
     def _prepare(self) -> None:
         module = self.model.module
@@ -106,19 +158,6 @@ class ObjectDetection(Task):
             with contextlib.redirect_stdout(None):  # some hub code prints while fusing
                 fuse()
             self._fused = True
-
-    def _batch(self, images: list[torch.Tensor], shape: tuple[int, int]) -> tuple[torch.Tensor, list[Letterbox]]:
-        import torch
-
-        device = self.model.device
-        padded, boxes = [], []
-        for image in images:
-            if image.is_floating_point():  # [0, 1] floats: to the 0-255 scale the pad value is in
-                image = image.mul(255).round_().clamp_(0, 255).to(torch.uint8)
-            tensor, box = letterbox(image.to(device), shape)
-            padded.append(tensor)
-            boxes.append(box)
-        return torch.stack(padded).float().div_(255), boxes
 
     def _forward(self, batch: torch.Tensor, amp: bool | None) -> torch.Tensor:
         import torch
@@ -137,16 +176,22 @@ class ObjectDetection(Task):
             )
         return out.float()
 
-    def _result(self, image: torch.Tensor, item: ImageItem, det: Any) -> Detections:
+    def _result(self, boxed: _Boxed, det: Any) -> Detections:
         labels = self.model.labels
         boxes, scores, ids = (t.cpu().numpy() for t in det)
         ids = ids.astype("int64")
         names = tuple(labels[i] if labels and i < len(labels) else str(i) for i in ids.tolist())
-        hwc = None
-        if not isinstance(item.data, Path):  # a file is read again by plot(); other inputs are kept
-            pixels = image.mul(255).round().clamp(0, 255).byte() if image.is_floating_point() else image
-            hwc = pixels.permute(1, 2, 0).contiguous().cpu().numpy()
-        return Detections(boxes, scores, ids, names, (image.shape[2], image.shape[1]), item.source, hwc)
+        return Detections(boxes, scores, ids, names, boxed.box.size, boxed.item.source, boxed.hwc)
+
+
+@dataclass(frozen=True)
+class _Boxed:
+    """An image ready for the model: its item, letterboxed uint8 tensor, letterbox, and pixels when kept."""
+
+    item: ImageItem
+    tensor: torch.Tensor
+    box: Letterbox
+    hwc: Any
 
 
 @dataclass(frozen=True)
@@ -291,20 +336,6 @@ def model_stride(module: Any) -> int:
         return 32
     values = stride.tolist() if hasattr(stride, "tolist") else list(stride) if hasattr(stride, "__iter__") else [stride]
     return int(max(values))
-
-
-def _groups(images: list[torch.Tensor], size: int, stride: int) -> Iterator[tuple[list[int], tuple[int, int]]]:
-    """Image indices grouped by letterboxed shape, so a batch never pads one image for another."""
-    groups: dict[tuple[int, int], list[int]] = {}
-    for i, image in enumerate(images):
-        groups.setdefault(letterbox_shape(image.shape[1], image.shape[2], size, stride), []).append(i)
-    for shape, indices in groups.items():
-        yield indices, shape
-
-
-def _chunks(indices: list[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(indices), size):
-        yield indices[start : start + size]
 
 
 def _ceil_to(x: int, divisor: int) -> int:

@@ -17,6 +17,7 @@ from zoo.progress import progress_bar
 from zoo.results import ImageOutput
 from zoo.results.batch import SkippedInput, check_on_error, finish
 from zoo.specs import ImagePreprocess
+from zoo.streaming import ResultStream, batched, collect, in_input_order, prefetch, worker_count
 from zoo.tasks.base import Task
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ class ImageToImage(Task):
     """Image-to-image generation with tiling for large inputs."""
 
     name = "image-to-image"
-    options = frozenset({"tile", "overlap", "batch_size", "keep_input", "amp", "on_error"})
+    options = frozenset({"tile", "overlap", "batch_size", "keep_input", "amp", "on_error", "stream", "num_workers"})
     plots = True
     warns_random_weights = True
     hub_pipeline = "image-to-image"
@@ -44,7 +45,9 @@ class ImageToImage(Task):
         keep_input: bool = True,
         amp: bool | None = None,
         on_error: str | None = None,
-    ) -> ImageOutput | list[ImageOutput]:
+        stream: bool = False,
+        num_workers: int | str = "auto",
+    ) -> ImageOutput | list[ImageOutput] | ResultStream:
         """Turn images into images.
 
         Args:
@@ -58,9 +61,12 @@ class ImageToImage(Task):
             on_error: what an unreadable image of a batch does: "raise", or "skip" it (named in the
                 result list's `skipped`, with a `SkippedInputsWarning`); None (default) raises for an
                 input you named and skips files a folder or glob found. A single input always raises.
+            stream: return a `ResultStream` (an iterator in input order) that decodes and runs one image at
+                a time, so memory does not grow with the number of inputs.
+            num_workers: threads decoding the next images while one runs ("auto", or 0).
 
         Returns:
-            One `ImageOutput`, or a `ResultList` for list-like inputs.
+            One `ImageOutput`, or a `ResultList` for list-like inputs; a `ResultStream` with `stream=True`.
         """
         check_on_error(on_error)
         spec = self.model.preprocess
@@ -72,21 +78,32 @@ class ImageToImage(Task):
         check_size(spec.crop, "crop")
         items, is_batch = collect_images(inputs)
         work = spec.input_size
-        results = []
-        skipped: list[SkippedInput] = []
-        with progress_bar(len(items) if is_batch else 0, "generating") as advance:
-            for item in items:
-                for _, image in decode_each(
-                    [item], spec.channels, on_error=on_error, is_batch=is_batch, skipped=skipped
-                ):
-                    big = work is not None and (image.shape[1] > work[0] or image.shape[2] > work[1])
-                    if tile or (tile is None and big) or work is None:
-                        results.append(
-                            self._tiled(image, item.source, spec, work, overlap, batch_size, keep_input, amp)
-                        )
-                    else:
-                        results.append(self._whole(image, item.source, spec, keep_input, amp))
-                advance(1)
+        workers = worker_count(num_workers)
+
+        def prepare(chunk: list[Any]) -> tuple[list[Any], list[Any], list[SkippedInput]]:
+            skipped: list[SkippedInput] = []
+            return (
+                chunk,
+                decode_each(chunk, spec.channels, on_error=on_error, is_batch=is_batch, skipped=skipped),
+                skipped,
+            )
+
+        def run(image: torch.Tensor, source: str) -> ImageOutput:
+            big = work is not None and (image.shape[1] > work[0] or image.shape[2] > work[1])
+            if tile or (tile is None and big) or work is None:
+                return self._tiled(image, source, spec, work, overlap, batch_size, keep_input, amp)
+            return self._whole(image, source, spec, keep_input, amp)
+
+        def events() -> Any:
+            with progress_bar(len(items) if is_batch else 0, "generating") as advance:
+                for chunk, decoded, skipped in prefetch(batched(items, 1), prepare, workers):
+                    found = [run(image, item.source) for item, image in decoded]
+                    yield list(in_input_order(chunk, [item for item, _ in decoded], found, skipped))
+                    advance(1)
+
+        if stream:
+            return ResultStream(events(), len(items))
+        results, skipped = collect(events())
         return finish(results, skipped, is_batch)
 
     def _whole(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from zoo.errors import InputError
 from zoo.results import Classification
+from zoo.streaming import ResultStream
 from zoo.tasks.base import Task
 from zoo.tasks.classification import _whole, logits_of, top_k
 
@@ -26,7 +27,7 @@ class SequenceClassification(Task):
     """Sequence classification: collect sequences, pack variable lengths, forward, softmax, top-k."""
 
     name = "sequence-classification"
-    options = frozenset({"top_k", "batch_size", "lengths"})
+    options = frozenset({"top_k", "batch_size", "lengths", "stream"})
     plots = False
     warns_random_weights = True
     finetunes = True
@@ -34,8 +35,14 @@ class SequenceClassification(Task):
     swaps_head = True
 
     def predict(
-        self, inputs: Any, *, top_k: int = 5, batch_size: int = 64, lengths: Sequence[int] | None = None
-    ) -> Classification | list[Classification]:
+        self,
+        inputs: Any,
+        *,
+        top_k: int = 5,
+        batch_size: int = 64,
+        lengths: Sequence[int] | None = None,
+        stream: bool = False,
+    ) -> Classification | list[Classification] | ResultStream:
         """Classify sequences.
 
         Args:
@@ -47,9 +54,12 @@ class SequenceClassification(Task):
             batch_size: sequences per forward pass.
             lengths: valid lengths of the rows of a zero-padded `(N, T, F)` batch; the padding is then
                 packed away rather than read.
+            stream: return a `ResultStream` (an iterator in input order) that runs one batch at a time;
+                any iterable of sequences (a generator too) is then taken lazily, a batch at a time.
 
         Returns:
-            One `Classification` for a single sequence, else a list in input order.
+            One `Classification` for a single sequence, else a list in input order; a `ResultStream`
+            with `stream=True`.
         """
         if not _whole(top_k) or top_k < 1:
             raise InputError(f"top_k must be at least 1, not {top_k!r}.")
@@ -58,24 +68,29 @@ class SequenceClassification(Task):
         from torch.nn.utils.rnn import PackedSequence
 
         if isinstance(inputs, PackedSequence):
-            return list(self._results(self._forward(inputs), top_k, None))
+            found = list(self._results(self._forward(inputs), top_k, None))
+            return ResultStream(iter([found]), len(found)) if stream else found
+        if isinstance(inputs, (list, tuple)) and not inputs:
+            raise InputError("The input list is empty: pass at least one sequence.")
+        if stream and _lazy(inputs):
+            return ResultStream(self._iter_list(inputs, top_k, batch_size), _length(inputs))
         if isinstance(inputs, (list, tuple)):
-            return self._predict_list(inputs, top_k, batch_size)
-        return self._predict_array(inputs, top_k, batch_size, lengths)
+            return [result for batch in self._iter_list(inputs, top_k, batch_size) for result in batch]
+        found = self._predict_array(inputs, top_k, batch_size, lengths)
+        return ResultStream(iter([found if isinstance(found, list) else [found]])) if stream else found
 
-    def _predict_list(self, inputs: Sequence[Any], top_k: int, batch_size: int) -> list[Classification]:
+    def _iter_list(self, inputs: Any, top_k: int, batch_size: int) -> Iterator[list[Classification]]:
+        """Results for an iterable of sequences, a list per batch, packed and run `batch_size` at a time."""
         from torch.nn.utils.rnn import pack_sequence
 
-        if not inputs:
-            raise InputError("The input list is empty: pass at least one sequence.")
-        sequences = [self._sequence(item, f"<input {i}>") for i, item in enumerate(inputs)]
-        results: list[Classification] = []
-        for start in range(0, len(sequences), batch_size):
-            chunk = sequences[start : start + batch_size]
+        from zoo.streaming import batched
+
+        start = 0
+        for raw in batched(inputs, batch_size):
+            chunk = [self._sequence(item, f"<input {start + i}>") for i, item in enumerate(raw)]
             logits = self._forward(pack_sequence(chunk, enforce_sorted=False))
-            sources = [f"<input {i}>" for i in range(start, start + len(chunk))]
-            results.extend(self._results(logits, top_k, sources))
-        return results
+            yield list(self._results(logits, top_k, [f"<input {i}>" for i in range(start, start + len(chunk))]))
+            start += len(chunk)
 
     def _predict_array(self, inputs: Any, top_k: int, batch_size: int, lengths: Sequence[int] | None) -> Any:
         tensor = self._tensor(inputs, "the input")
@@ -151,6 +166,15 @@ class SequenceClassification(Task):
         for row_scores, row_indices, source in zip(scores.tolist(), indices.tolist(), sources):
             names = tuple(labels[i] if labels and i < len(labels) else str(i) for i in row_indices)
             yield Classification(names, tuple(row_scores), tuple(row_indices), source)
+
+
+def _lazy(inputs: Any) -> bool:
+    """True for an iterable of sequences taken one batch at a time: a list, tuple, generator or iterator."""
+    return isinstance(inputs, (list, tuple)) or (hasattr(inputs, "__next__") and hasattr(inputs, "__iter__"))
+
+
+def _length(inputs: Any) -> int | None:
+    return len(inputs) if isinstance(inputs, (list, tuple)) else None
 
 
 def _pack_padded(batch: torch.Tensor, lengths: Sequence[int]) -> PackedSequence:

@@ -1,0 +1,104 @@
+"""`zoo.ray` on a real local Ray cluster (started once for the module): the same records as the local engine."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import zoo
+from zoo.cli import cli
+
+ray = pytest.importorskip("ray")
+
+PHOTOS = ("bus.jpg", "chelsea.png", "coffee.png", "grace_hopper.jpg")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[float]:
+    """A local Ray cluster with 2 CPUs; yields the seconds its start took."""
+    start = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    took = time.perf_counter() - start
+    yield took
+    ray.shutdown()
+
+
+def test_import_zoo_does_not_import_ray() -> None:
+    code = "import sys, zoo, zoo.cli; print('ray' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+@pytest.mark.assets
+def test_ray_engine_gives_the_local_records(
+    cluster: float, assets: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zoo.ray
+
+    monkeypatch.setenv("ZOO_WEIGHTS_PATH", str(assets / "weights"))
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in PHOTOS:
+        (photos / name).write_bytes((assets / "images" / name).read_bytes())
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    reference = json.loads((assets / "reference" / "mobilenet_v2.json").read_text())
+
+    local_out, ray_out = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    runner = CliRunner()
+    args = ["predict", "mobilenet_v2", str(photos), "-k", "1", "--device", "cpu", "-b", "2"]
+    local = runner.invoke(cli, [*args, "--out", str(local_out)])
+    on_ray = runner.invoke(cli, [*args, "--engine", "ray", "--num-workers", "2", "--out", str(ray_out)])
+    assert local.exit_code == 1 and on_ray.exit_code == 1, on_ray.output  # the broken file: exit 1
+    records = {}
+    for path in (local_out, ray_out):
+        lines = [json.loads(line) for line in path.read_text().splitlines()]
+        records[path] = {r["input"]: r for r in lines}
+        assert len(lines) == len(records[path]) == len(PHOTOS) + 1
+    assert records[local_out].keys() == records[ray_out].keys()
+    for source, record in records[ray_out].items():
+        name = Path(source).name
+        if name == "broken.jpg":
+            assert "error" in record and "error" in records[local_out][source]
+            continue
+        top = record["top"][0]
+        assert top["label"] == records[local_out][source]["top"][0]["label"] == _top1(reference, name)
+        assert top["score"] == pytest.approx(records[local_out][source]["top"][0]["score"], abs=1e-4)
+
+    # the callable class, straight on a dataset of image bytes
+    ds = ray.data.read_binary_files(sorted(str(p) for p in photos.glob("*.png")), include_paths=True)
+    rows = ds.map_batches(
+        zoo.ray.Predictor,
+        fn_constructor_kwargs={"model": "mobilenet_v2", "top_k": 1},
+        batch_size=2,
+        concurrency=1,
+        runtime_env={
+            "env_vars": {  # fmt: skip
+                "ZOO_WEIGHTS_PATH": str(assets / "weights"),
+                "ZOO_OFFLINE": "1",
+            }
+        },
+    ).take_all()
+    assert sorted(Path(r["input"]).name for r in rows) == ["chelsea.png", "coffee.png"]
+    for row in rows:
+        assert json.loads(row["result"])["top"][0]["label"] == _top1(reference, Path(row["input"]).name)
+    print(f"ray start {cluster:.1f}s")
+
+
+def test_bad_option_and_missing_out(cluster: float) -> None:
+    out = CliRunner().invoke(cli, ["predict", "resnet18:none", "x.jpg", "--engine", "ray"])
+    assert out.exit_code != 0 and "--out" in out.output
+    from zoo import ray as zoo_ray
+
+    with pytest.raises(zoo.InputError, match="num_workers"):
+        zoo_ray.predict(["x.jpg"], "resnet18:none", num_workers=0)
+
+
+def _top1(reference: dict, name: str) -> str:
+    return reference["images"][name][0]["label"]
