@@ -71,6 +71,7 @@ COMMANDS = [
     "zoo.cli.finetune:finetune_cmd",
     "zoo.cli.trust:trust_cmd",
     "zoo.cli.export:export_cmd",
+    "zoo.cli.serve:serve_cmd",
 ]
 
 
