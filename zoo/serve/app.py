@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from fastapi import FastAPI, Request  # this module is imported only to serve (zoo-sdk[serve])
+
 from zoo.errors import InputError, UnknownModelError, ZooError
 from zoo.serve.batcher import Batcher, Overloaded, predict_each
 from zoo.serve.inputs import TooLarge, check_image, parse_body
 from zoo.serve.metrics import Metrics
-
-from fastapi import FastAPI, Request  # this module is imported only to serve (zoo-sdk[serve])
 
 if TYPE_CHECKING:
     from zoo.model import Model
