@@ -87,17 +87,19 @@ def _check_exportable(model: Model, include_preprocess: bool) -> None:
 
 
 def example_input(model: Model, info: ExportInfo) -> torch.Tensor:
-    """A float NCHW batch shaped like the model's input (batch 2, so a dynamic batch is not specialized to 1)."""
+    """A float NCHW batch shaped like the model's input (batch 2 for a dynamic batch, so it is not fixed to 1)."""
     import torch
+
+    batch = 2 if info.dynamic_batch else 1
 
     if info.task == "object-detection":
         side = info.image_size or _DETECTION_SIZE
-        return torch.rand(2, 3, side, side, generator=torch.Generator().manual_seed(0))
+        return torch.rand(batch, 3, side, side, generator=torch.Generator().manual_seed(0))
     size = model.preprocess.input_size if model.preprocess is not None else None
     if model.preprocess is None or size is None:  # _check_exportable refused it already
         raise UnsupportedError(f"{model.spec.name} has no fixed image input size.")
     height, width = size
-    return torch.rand(2, model.preprocess.channels, height, width, generator=torch.Generator().manual_seed(0))
+    return torch.rand(batch, model.preprocess.channels, height, width, generator=torch.Generator().manual_seed(0))
 
 
 def graph_module(model: Model, include_preprocess: bool) -> torch.nn.Module:

@@ -139,7 +139,8 @@ def _inputs(model: Model, info: Any, images: Sequence[str | os.PathLike[str]]) -
         decoded = [decode(item, 3 if info.preprocess is None else info.preprocess.channels) for item in items]
         names = [item.source for item in items]
     else:
-        decoded = [_synthetic(i) for i in range(3)]
+        channels = 3 if info.preprocess is None else info.preprocess.channels
+        decoded = [_synthetic(i, channels) for i in range(3)]
         names = [f"<synthetic {i}>" for i in range(3)]
     if info.task == "object-detection":
         from torchvision.transforms.v2 import functional as F
@@ -149,8 +150,8 @@ def _inputs(model: Model, info: Any, images: Sequence[str | os.PathLike[str]]) -
     return preprocess_batch(decoded, info.preprocess, torch.device("cpu")), names
 
 
-def _synthetic(seed: int) -> torch.Tensor:
-    """A 3x(300+40·seed)x(400) uint8 image: smooth gradients plus seeded noise (structure and texture)."""
+def _synthetic(seed: int, channels: int = 3) -> torch.Tensor:
+    """A (300+40·seed)x400 uint8 image: smooth gradients plus seeded noise (structure and texture)."""
     import torch
 
     height, width = 300 + 40 * seed, 400
@@ -158,4 +159,6 @@ def _synthetic(seed: int) -> torch.Tensor:
     xs = torch.linspace(0, 1, width).view(1, -1).expand(height, width)
     noise = torch.rand(3, height, width, generator=torch.Generator().manual_seed(seed))
     image = torch.stack([ys, xs, (ys + xs) / 2]) * 0.7 + noise * 0.3
+    if channels == 1:
+        image = image.mean(dim=0, keepdim=True)
     return (image * 255).round().clamp(0, 255).to(torch.uint8)

@@ -138,9 +138,25 @@ def _pt2_module(path: Path, device: Any) -> tuple[torch.nn.Module, torch.device]
     except Exception as exc:  # a damaged or foreign archive
         raise InputError(f"{path} is not a torch.export program: {str(exc).strip().splitlines()[0]}") from exc
     target = resolve_device(device)
-    module = program.module()
-    module.to(target)
-    return module, target
+    graph = program.module()
+    graph.to(target)
+    return _program_module_class()(graph), target
+
+
+def _program_module_class() -> type:
+    import torch
+
+    class ExportedProgramModule(torch.nn.Module):
+        """A `torch.export` program's module, held outside the module tree (it refuses `eval()`/`train()`)."""
+
+        def __init__(self, graph: torch.nn.Module) -> None:
+            super().__init__()
+            self._graph = [graph]
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self._graph[0](x)
+
+    return ExportedProgramModule
 
 
 def _wrap(module: torch.nn.Module, info: ExportInfo, device: torch.device, path: Path, format: str) -> Model:
