@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS := dev,docs,pandas,tensorboard,yolo,hf,timm,hub-yolov5
+EXTRAS := dev,docs,pandas,tensorboard,yolo,hf,timm,hub-yolov5,onnx,serve
 
 .PHONY: demo test check docs bench catalog clean
 
