@@ -16,7 +16,9 @@ FORMAT_CHOICES = ("onnx", "torch.export", "torchscript")
     "-f", "--format", "format_", type=click.Choice(FORMAT_CHOICES), help="Default: from OUT's suffix, else onnx."
 )
 @click.option("--check/--no-check", default=True, show_default=True, help="Compare the export with the model.")
-@click.option("--images", multiple=True, type=click.Path(exists=True), help="Images for --check (default: synthetic).")
+@click.option(
+    "--images", multiple=True, type=click.Path(dir_okay=False), help="Images for --check (default: synthetic)."
+)
 @click.option("--tolerance", type=float, help="Largest max abs difference --check accepts (default by task).")
 @click.option("--opset", type=int, help="ONNX opset (default: the exporter's).")
 @click.option("--static-batch", is_flag=True, help="Fix the batch size instead of a dynamic batch axis.")

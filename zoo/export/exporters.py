@@ -62,9 +62,8 @@ def export_model(
     module = graph_module(model, include_preprocess)
     example = example_input(model, info)
     target.parent.mkdir(parents=True, exist_ok=True)
-    writers = {"onnx": _write_onnx, "torch.export": _write_pt2, "torchscript": _write_torchscript}
-    options = {"opset": opset, "exporter": exporter}
-    atomic_write(target, lambda tmp: writers[format](module, example, info, tmp, **options))
+    writers: dict[str, Any] = {"onnx": _write_onnx, "torch.export": _write_pt2, "torchscript": _write_torchscript}
+    atomic_write(target, lambda tmp: writers[format](module, example, info, tmp, opset=opset, exporter=exporter))
     return target
 
 
@@ -136,7 +135,7 @@ def _graph_class() -> type:
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             if self.normalize:
-                x = (x - self.mean) / self.std
+                x = (x - self.get_buffer("mean")) / self.get_buffer("std")
             out = self.module(x)
             if self.task == "image-classification":
                 from zoo.tasks.classification import logits_of

@@ -179,7 +179,7 @@ def _parse(data: Mapping[str, Any], source: str) -> ExportInfo:
     for key, value in flags.items():
         if not isinstance(value, bool):
             raise bad(key, "is not true or false")
-    sizes = {}
+    sizes: dict[str, int | None] = {}
     for key in ("image_size", "stride"):
         value = data.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 8192):
@@ -196,9 +196,12 @@ def _parse(data: Mapping[str, Any], source: str) -> ExportInfo:
         preprocess=preprocess,
         weights_sha256=sha,
         input_name=input_name,
-        **flags,
-        **sizes,
-        **versions,
+        include_preprocess=bool(flags["include_preprocess"]),
+        dynamic_batch=bool(flags["dynamic_batch"]),
+        image_size=sizes["image_size"],
+        stride=sizes["stride"],
+        zoo_version=versions["zoo_version"],
+        torch_version=versions["torch_version"],
     )
 
 

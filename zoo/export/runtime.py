@@ -167,7 +167,7 @@ def _wrap(module: torch.nn.Module, info: ExportInfo, device: torch.device, path:
     def builder() -> torch.nn.Module:
         return module
 
-    meta = {"exported": format, "path": str(path), "zoo_version": info.zoo_version}
+    meta: dict[str, Any] = {"exported": format, "path": str(path), "zoo_version": info.zoo_version}
     if info.image_size:
         meta["image_size"] = info.image_size
     spec = ModelSpec(

@@ -9,6 +9,7 @@ input, 401 missing token, 404 unknown model, 413 too large, 503 overloaded. With
 
 from __future__ import annotations
 
+import functools
 import hmac
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -74,9 +75,9 @@ def create_app(served: Mapping[str, Served], limits: ServeLimits) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         for name, entry in served.items():
             batcher = Batcher(
-                name, lambda payloads, options, m=entry.model: predict_each(m, payloads, options),
+                name, functools.partial(predict_each, entry.model),
                 batch_cap=entry.batch_cap, timeout=limits.timeout, queue_size=limits.queue_size,
-                on_batch=lambda size, n=name: metrics.batch(n, size),
+                on_batch=functools.partial(metrics.batch, name),
             )  # fmt: skip
             batcher.start()
             batchers[name] = batcher
