@@ -7,7 +7,9 @@ over it once complete.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import logging
 import os
 from pathlib import Path
@@ -174,8 +176,9 @@ def _write_onnx(
         try:
             if kind == "dynamo":
                 shapes = {i: torch.export.Dim.AUTO for i in dims}
-                torch.onnx.export(module, (example,), str(tmp), dynamo=True, dynamic_shapes=(shapes,),
-                                  verbose=False, **common)  # fmt: skip
+                with contextlib.redirect_stdout(io.StringIO()):  # its progress lines are not the CLI's output
+                    torch.onnx.export(module, (example,), str(tmp), dynamo=True, dynamic_shapes=(shapes,),
+                                      verbose=False, **common)  # fmt: skip
             else:
                 axes = {info.input_name: dims, "output": {0: "batch"} if info.dynamic_batch else {}}
                 torch.onnx.export(module, (example,), str(tmp), dynamo=False, dynamic_axes=axes, **common)
