@@ -58,6 +58,10 @@ def load(
         ChecksumError: with `verify`, the weights still differ from their record after a new fetch.
     """
     if is_path(name):
+        from zoo.export.runtime import is_exported, load_exported
+
+        if is_exported(name):  # an exported .onnx / .pt2 graph with zoo's metadata
+            return load_exported(name, device=device, **kwargs)
         from zoo.restore import load_checkpoint
 
         return load_checkpoint(name, device=device, **kwargs)

@@ -270,6 +270,44 @@ class Model:
                 path=path,
             ) from None
 
+    def export(
+        self,
+        path: str | os.PathLike[str],
+        format: str = "onnx",
+        *,
+        dynamic_batch: bool = True,
+        opset: int | None = None,
+        include_preprocess: bool = False,
+        exporter: str = "auto",
+    ) -> Path:
+        """Export the model's graph with zoo's metadata (labels, preprocessing, task, weights sha256) inside.
+
+        `zoo.load(path)` runs an `.onnx` (through onnxruntime, `zoo-sdk[onnx]`) or `.pt2` file with the same
+        `predict` and results; `zoo.export.check_export(model, path, images)` measures the parity.
+
+        Args:
+            path: the file to write (`model.onnx`, `model.pt2`, `model.torchscript`).
+            format: "onnx", "torch.export" (.pt2) or "torchscript".
+            dynamic_batch: any batch size (else the graph takes batches of 2, the example's).
+            opset: ONNX opset; default the exporter's.
+            include_preprocess: the graph normalizes by itself: it takes RGB in [0, 1], resized and cropped.
+            exporter: ONNX only: "dynamo" (`torch.export`-based), "torchscript" (tracing) or "auto"
+                (dynamo, then tracing when dynamo cannot capture the model).
+
+        Returns:
+            The path written.
+
+        Raises:
+            UnsupportedError: the model cannot be exported (its task, or code the exporter cannot capture).
+            InputError: an unknown format or exporter, a bad opset, or a folder as `path`.
+        """
+        from zoo.export import export_model
+
+        return export_model(
+            self, path, format, dynamic_batch=dynamic_batch, opset=opset, include_preprocess=include_preprocess,
+            exporter=exporter,
+        )  # fmt: skip
+
     def finetune(self, train: Any = None, val: Any = None, **options: Any) -> Model:
         """Fine-tune on `train` (validating on `val`) and return this model, trained, with `history` set.
 

@@ -19,7 +19,7 @@ _PLAIN = re.compile(
 )
 #: Device names Windows reserves in every folder, with or without an extension (`nul.pth`, `COM1.txt`).
 _RESERVED = re.compile(r"(?:CON|PRN|AUX|NUL|COM[1-9¹²³]|LPT[1-9¹²³])(?:\..*)?", re.IGNORECASE | re.DOTALL)
-_CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
+_CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".onnx", ".pt2")
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,8 @@ COMMANDS = [
     "zoo.cli.convert:convert_cmd",
     "zoo.cli.finetune:finetune_cmd",
     "zoo.cli.trust:trust_cmd",
+    "zoo.cli.export:export_cmd",
+    "zoo.cli.serve:serve_cmd",
 ]
 
 
