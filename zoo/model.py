@@ -14,6 +14,7 @@ from zoo.specs import ImagePreprocess, ModelSpec
 if TYPE_CHECKING:
     import torch
 
+    from zoo.evaluate.classification import ClassificationEvaluation
     from zoo.hub_upload import HubUpload
     from zoo.tasks.base import Task
     from zoo.train.history import History
@@ -164,6 +165,17 @@ class Model:
         from zoo.train import finetune
 
         return finetune(self, train, val, **options)
+
+    def evaluate(self, data: Any, **options: Any) -> ClassificationEvaluation:
+        """Measure this model on labelled `data` through `predict` (same preprocessing) and return the result.
+
+        An image classifier on an ImageFolder gives a `ClassificationEvaluation` (top-1, top-5, per-class
+        precision / recall / F1, confusion matrix; `.save(folder)` writes `confusion_matrix.png`). Options:
+        `batch_size`, `amp`. See `zoo.evaluate.evaluate`.
+        """
+        from zoo.evaluate import evaluate
+
+        return evaluate(self, data, **options)
 
     def push_to_hub(self, repo_id: str, **options: Any) -> HubUpload:
         """Upload this model to Hugging Face Hub repo `repo_id` as a zoo checkpoint folder with a model card.

@@ -69,6 +69,7 @@ COMMANDS = [
     "zoo.cli.cache:cache_group",
     "zoo.cli.convert:convert_cmd",
     "zoo.cli.finetune:finetune_cmd",
+    "zoo.cli.eval:eval_cmd",
     "zoo.cli.trust:trust_cmd",
 ]
 
