@@ -44,8 +44,8 @@ def confusion_image(matrix: Sequence[Sequence[int]], rows: Sequence[str], column
     width, height = margin + n_cols * cell + 8, top + n_rows * cell + 8
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
-    draw.text((margin, 4), "predicted →", fill="black", font=small)
-    draw.text((4, top - 18), "true ↓", fill="black", font=small)
+    draw.text((margin, 4), "predicted", fill="black", font=small)
+    draw.text((4, top - 18), "true", fill="black", font=small)
     for j, name in enumerate(columns):  # column names written vertically
         label = Image.new("RGBA", (margin, cell), (255, 255, 255, 0))
         ImageDraw.Draw(label).text((4, cell // 2), _short(str(name)), fill="black", font=small, anchor="lm")
@@ -81,21 +81,21 @@ def curves_image(series: Mapping[str, Sequence[float | None]], *, title: str = "
     for name, values in series.items():
         if any(v is not None and math.isfinite(v) for v in values):
             panels.setdefault(_panel(name), {})[name] = list(values)
-    panel_w, panel_h, pad = 420, 300, 48
+    panel_w, panel_h, pad = 440, 320, 64
     count = max(1, len(panels))
     image = Image.new("RGB", (count * panel_w, panel_h + 30), "white")
     draw = ImageDraw.Draw(image)
     font = default_font(13)
     draw.text((8, 6), title, fill="black", font=font)
     for k, (panel, lines) in enumerate(panels.items()):
-        x0, y0 = k * panel_w + pad, 30 + 24
+        x0, y0 = k * panel_w + pad, 30 + 20 + 16 * len(lines)
         x1, y1 = (k + 1) * panel_w - 16, panel_h - 10
         draw.text((x0, 30), panel, fill="black", font=font)
         draw.rectangle((x0, y0, x1, y1), outline="#888888")
         values = [v for line in lines.values() for v in line if v is not None and math.isfinite(v)]
         axes = _Axes((x0, y0, x1, y1), min(values), max(values), max(len(line) for line in lines.values()))
         for tick in (axes.low, (axes.low + axes.high) / 2, axes.high):
-            draw.text((x0 - 4, axes.point(0, tick)[1]), f"{tick:.3g}", fill="#444444", font=font, anchor="rm")
+            draw.text((x0 - 4, axes.point(0, tick)[1]), f"{tick:.2g}", fill="#444444", font=font, anchor="rm")
         for i in range(axes.epochs):
             draw.text((axes.point(i, axes.low)[0], y1 + 4), str(i + 1), fill="#444444", font=font, anchor="mt")
         for n, (name, line) in enumerate(lines.items()):
@@ -105,7 +105,7 @@ def curves_image(series: Mapping[str, Sequence[float | None]], *, title: str = "
                 draw.line(points, fill=colour, width=2)
             for x, y in points:
                 draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=colour)
-            draw.text((x0 + 8, y0 + 6 + 16 * n), name, fill=colour, font=font)
+            draw.text((x0 + 8, 48 + 16 * n), f"- {name}", fill=colour, font=font)
     return image
 
 
