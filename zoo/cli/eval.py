@@ -1,4 +1,4 @@
-"""`zoo eval`: measure a model on labelled data (an ImageFolder) and print or save the figures."""
+"""`zoo eval`: measure a model on labelled data (an ImageFolder, a COCO json, a YOLO folder); print or save it."""
 
 from __future__ import annotations
 
@@ -21,9 +21,11 @@ from zoo.cli.render import echo_json
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def eval_cmd(name: str, data: str, device: str, batch_size: int, out: Path | None, trust: bool, as_json: bool) -> None:
     """Evaluate model NAME on DATA: an ImageFolder (DATA/<class>/<image>, folders named after the model's
-    labels; DATA/val is used when DATA holds train/ and val/).
+    labels; DATA/val is used when DATA holds train/ and val/), or for a detector a COCO annotations .json
+    file or a YOLO folder (images/ and labels/).
 
-    Prints top-1, top-5 and per-class precision, recall and F1, with the same preprocessing as `zoo predict`.
+    Prints top-1, top-5 and per-class precision, recall and F1 (detectors: COCO mAP@[.5:.95], mAP@.5 and
+    per-class AP), with the same preprocessing as `zoo predict`.
     """
     from zoo import api
 
