@@ -92,8 +92,8 @@ def curves_image(series: Mapping[str, Sequence[float | None]], *, title: str = "
         x1, y1 = (k + 1) * panel_w - 16, panel_h - 10
         draw.text((x0, 30), panel, fill="black", font=font)
         draw.rectangle((x0, y0, x1, y1), outline="#888888")
-        values = [v for line in lines.values() for v in line if v is not None and math.isfinite(v)]
-        axes = _Axes((x0, y0, x1, y1), min(values), max(values), max(len(line) for line in lines.values()))
+        finite = [v for line in lines.values() for v in _finite(line)]
+        axes = _Axes((x0, y0, x1, y1), min(finite), max(finite), max(len(line) for line in lines.values()))
         for tick in (axes.low, (axes.low + axes.high) / 2, axes.high):
             draw.text((x0 - 4, axes.point(0, tick)[1]), f"{tick:.2g}", fill="#444444", font=font, anchor="rm")
         for i in range(axes.epochs):
@@ -129,6 +129,10 @@ class _Axes:
         x0, y0, x1, y1 = self.box
         x = x0 + (x1 - x0) * (i / (self.epochs - 1) if self.epochs > 1 else 0.5)
         return x, y1 - (y1 - y0) * (value - self.low) / (self.high - self.low)
+
+
+def _finite(line: Sequence[float | None]) -> list[float]:
+    return [float(v) for v in line if v is not None and math.isfinite(v)]
 
 
 def _panel(name: str) -> str:
