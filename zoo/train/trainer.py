@@ -238,7 +238,7 @@ class Trainer:
         from torch.utils.data import DistributedSampler
 
         pre = self.model.preprocess
-        transform = train_transform(pre, augment=self.config.augment) if pre is not None else None
+        transform = train_transform(pre, augment=self.config.augments) if pre is not None else None
         data = Samples(*split.train, transform, pre.channels if pre is not None else None)
         seed = self.config.seed if self.config.seed is not None else 0
         sampler: Any = DistributedSampler(data, self.info.world_size, self.info.rank, shuffle=True, seed=seed)  # type: ignore[arg-type]
