@@ -110,19 +110,21 @@ def tutorial_run(
 def main() -> None:
     """Run every recipe for every seed; print the table and the JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--epochs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--recipes", nargs="+", default=["zoo default", *TUTORIALS])
     parser.add_argument(
         "--try", dest="candidates", type=json.loads, action="append", default=[], help="another zoo recipe (JSON)"
     )
-    parser.add_argument("--size", type=int, default=224, help="input size of every recipe (zoo: image_size)")
+    parser.add_argument("--size", type=int, default=64, help="input size of every recipe (zoo: image_size)")
     parser.add_argument("--batch-size", type=int, default=32, help="the tutorial loops' batch size")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data", type=Path, help="an ImageFolder with train/ and val/ instead of the digits")
     args = parser.parse_args()
     if not (WEIGHTS / "mobilenet_v2-b0353104.pth").is_file():
-        print(f"skipped: {WEIGHTS} holds no mobilenet_v2 weights")
+        reason = f"{WEIGHTS} holds no mobilenet_v2 weights: skipped"
+        print(reason)
+        emit("finetune_defaults", {"skipped": True, "reason": reason})
         return
     tmp = isolate("finetune-defaults")
     os.environ["ZOO_WEIGHTS_PATH"] = str(WEIGHTS)
@@ -133,7 +135,7 @@ def main() -> None:
     zoo_recipes = {"zoo default": {}} | {json.dumps(c): c for c in args.candidates}
     recipes = [*args.recipes, *(r for r in zoo_recipes if r != "zoo default")]
     scores: dict[str, dict[int, list[float]]] = {r: {e: [] for e in args.epochs} for r in recipes}
-    size = {} if args.size == 224 else {"image_size": args.size}
+    size = {"image_size": args.size}
     start = time.perf_counter()
     for seed in args.seeds:
         for recipe in recipes:
