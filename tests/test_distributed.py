@@ -54,4 +54,7 @@ def test_two_cpu_processes_end_identical_and_one_checkpoint_is_written(tmp_path:
     assert info[0]["summary"]["world_size"] == 2 and info[0]["summary"]["val_samples"] == 12
     assert info[1]["saves"] == [] and info[0]["saves"]
     assert set(info[0]["saves"]) == {str(tmp_path / "run" / "best.safetensors")}
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["best.safetensors", "last.pt"]
+    reports = ["confusion_matrix.png", "curves.png", "per_class.csv", "results.csv"]  # zoo.train.reports
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == sorted(["best.safetensors", "last.pt", *reports])
+    rows = (tmp_path / "run" / "per_class.csv").read_text().splitlines()[1:]
+    assert sum(int(row.split(",")[5]) for row in rows) == 12  # confusion counts summed over both ranks' shards

@@ -129,7 +129,8 @@ def test_resume_continues_exactly_where_it_stopped(tiny: dict, tmp_path: Path) -
         zoo.load("tiny", device="cpu").finetune(
             colours(64), epochs=3, out=tmp_path / "run", on_epoch=crash_after_epoch_2, **options
         )
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["best.safetensors", "last.pt"]
+    reports = ["confusion_matrix.png", "curves.png", "per_class.csv", "results.csv"]  # zoo.train.reports
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == sorted(["best.safetensors", "last.pt", *reports])
     resumed = zoo.load("tiny", device="cpu").finetune(colours(64), epochs=3, resume=tmp_path / "run", **options)
     assert len(resumed.history) == 3
     assert resumed.history.to_dict()["epochs"][2]["lr"] == straight.history.to_dict()["epochs"][2]["lr"]
@@ -157,6 +158,7 @@ def test_early_stopping_and_the_best_weights_are_kept(tiny: dict) -> None:
     torch.manual_seed(0)
     model = zoo.load("tiny:none", device="cpu")
     model.finetune((x, noise), 0.5, epochs=4, lr=0.05, batch_size=8, seed=0, patience=None, monitor="val_loss",
+                   augment=True, label_smoothing=0.1,  # the settings this scenario was built with
                    on_epoch=lambda m: snapshots.__setitem__(m.epoch, weights(model)))  # fmt: skip
     best = model.history.best_epoch
     assert best != 4, "the scenario must end on a worse epoch to show the best one is restored"

@@ -18,6 +18,8 @@ from zoo.specs import ImagePreprocess, ModelSpec
 if TYPE_CHECKING:
     import torch
 
+    from zoo.evaluate.classification import ClassificationEvaluation
+    from zoo.evaluate.detection import DetectionEvaluation
     from zoo.hub_upload import HubUpload
     from zoo.tasks.base import Task
     from zoo.train.history import History
@@ -329,6 +331,19 @@ class Model:
 
             return finetune(self, train, val, **options)
         return task.finetune(train, val, **options)
+
+    def evaluate(self, data: Any, **options: Any) -> ClassificationEvaluation | DetectionEvaluation:
+        """Measure this model on labelled `data` through `predict` (same preprocessing) and return the result.
+
+        An image classifier on an ImageFolder gives a `ClassificationEvaluation` (top-1, top-5, per-class
+        precision / recall / F1, confusion matrix; `.save(folder)` writes `confusion_matrix.png`). Options:
+        `batch_size`, `amp`. A detector on a COCO-json file or a YOLO folder gives a `DetectionEvaluation`
+        (COCO mAP@[.5:.95], mAP@.5, per-class AP). See `zoo.evaluate.evaluate`.
+        """
+        from zoo.evaluate import evaluate
+
+        type(self.task).capabilities(self.spec.task).require("evaluate", self.name)  # declared, never guessed
+        return evaluate(self, data, **options)
 
     def push_to_hub(self, repo_id: str, **options: Any) -> HubUpload:
         """Upload this model to Hugging Face Hub repo `repo_id` as a zoo checkpoint folder with a model card.

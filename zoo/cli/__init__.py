@@ -76,6 +76,7 @@ COMMANDS = [
     "zoo.cli.cache:cache_group",
     "zoo.cli.convert:convert_cmd",
     "zoo.cli.finetune:finetune_cmd",
+    "zoo.cli.eval:eval_cmd",
     "zoo.cli.trust:trust_cmd",
     "zoo.cli.export:export_cmd",
     "zoo.cli.serve:serve_cmd",

@@ -89,7 +89,7 @@ class Task:
         predicts: `predict` runs the model (True unless a task only trains or exports).
         finetunes: `Model.finetune` / `zoo finetune` train it: by zoo's classifier loop when `swaps_head`,
             else by the task's own `finetune` method, which it must then override.
-        evaluates: labelled data scores it (loss and top-1 during fine-tuning's validation).
+        evaluates: labelled data scores it (`Model.evaluate`, `zoo eval`; validation during fine-tuning).
         swaps_head: it classifies through a head (found from `ModelSpec.head`) that zoo replaces for a
             new label set: `num_classes=` on pretrained weights, or training data with another class count.
         hub_pipeline: the Hugging Face Hub `pipeline_tag` of its models' cards (`image-classification`),

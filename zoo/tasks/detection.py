@@ -51,6 +51,7 @@ class ObjectDetection(Task):
         }
     )
     plots = True
+    evaluates = True  # COCO mAP on a COCO-json file or a YOLO folder (`zoo.evaluate`)
     warns_random_weights = True
     hub_pipeline = "object-detection"
     _fused = False  # set once the module's conv + batch-norm pairs are folded (modules with `fuse()`)

@@ -35,6 +35,7 @@ class TorchvisionDetection(Task):
     name = "object-detection"
     options = frozenset({"conf", "classes", "max_det", "batch_size", "on_error"})
     plots = True
+    evaluates = True  # COCO mAP on a COCO-json file or a YOLO folder (`zoo.evaluate`)
 
     @classmethod
     def capabilities(cls, task: str | None = None) -> TaskCapabilities:

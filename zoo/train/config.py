@@ -17,13 +17,18 @@ STRATEGIES = ("full", "linear", "freeze_unfreeze")
 OPTIMIZERS = ("adamw", "sgd")
 #: Default learning rates: (optimizer, what is trained) -> lr. "head" is a new head on a frozen or
 #: slowly unfrozen backbone (and random-init models); "pretrained" is `full` on pretrained weights.
+#: AdamW 1e-3 for `full` was chosen by experiment (docs/guides/fine-tuning.md, bench/finetune_defaults.py):
+#: on a small dataset 1e-4 barely moves a new head in the few steps of a short run.
 DEFAULT_LR = {
     ("adamw", "head"): 1e-3,
-    ("adamw", "pretrained"): 1e-4,
+    ("adamw", "pretrained"): 1e-3,
     ("sgd", "head"): 1e-2,
     ("sgd", "pretrained"): 1e-3,
 }
 MONITORS = ("val_top1", "val_loss", "train_loss")
+#: With `augment=None`, runs of at least this many epochs augment; shorter ones train on the eval transform,
+#: where augmentation costs accuracy (it pays off only once the model starts to overfit).
+AUGMENT_FROM_EPOCHS = 5
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ class TrainConfig:
         weight_decay: decoupled (AdamW) or L2 (SGD) decay; biases and norm layers get none.
         momentum: SGD momentum.
         warmup: fraction of all steps spent warming the learning rate up linearly, then cosine decay.
-        label_smoothing: cross-entropy label smoothing while training (validation loss has none).
+        label_smoothing: cross-entropy label smoothing while training (validation loss has none; default 0).
         freeze_epochs: epochs the backbone stays frozen under `freeze_unfreeze`.
         backbone_lr_scale: backbone lr = lr * this, once unfrozen under `freeze_unfreeze`.
         patience: stop after this many epochs without a better `monitor` value (None: never).
@@ -51,7 +56,8 @@ class TrainConfig:
         num_workers: DataLoader worker processes (None: min(4, CPUs - 1) on CUDA, 0 on CPU).
         seed: seeds data order, augmentation and new heads; same seed, same weights (on CPU).
         image_size: train and predict at this square size instead of the weights' crop size.
-        augment: random resized crops and flips while training (False: the eval transform).
+        augment: random resized crops and flips while training (False: the eval transform; None: only for
+            runs of `AUGMENT_FROM_EPOCHS` (5) epochs or more).
         val_split: fraction of the training data held out for validation when no `val` is given.
         out: folder for `best.safetensors` and the resumable `last.pt` (None: nothing written).
         resume: a `last.pt` (or a folder holding one) to continue from.
@@ -67,7 +73,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     momentum: float = 0.9
     warmup: float = 0.05
-    label_smoothing: float = 0.1
+    label_smoothing: float = 0.0
     freeze_epochs: int = 1
     backbone_lr_scale: float = 0.1
     patience: int | None = 5
@@ -78,7 +84,7 @@ class TrainConfig:
     num_workers: int | None = None
     seed: int | None = None
     image_size: int | None = None
-    augment: bool = True
+    augment: bool | None = None
     val_split: float | None = None
     out: Path | None = None
     resume: Path | None = None
@@ -114,6 +120,11 @@ class TrainConfig:
             return float(self.lr)
         kind = "pretrained" if pretrained and self.strategy == "full" else "head"
         return DEFAULT_LR[(self.optimizer, kind)]
+
+    @property
+    def augments(self) -> bool:
+        """Whether training images are augmented: `augment`, or by default only in runs of 5 epochs or more."""
+        return self.augment if self.augment is not None else self.epochs >= AUGMENT_FROM_EPOCHS
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (paths as text)."""

@@ -53,7 +53,7 @@ def finetune(
             `(x, y)` tensors / numpy arrays (images NCHW tensors or NHWC arrays, uint8 or float in [0, 1]).
         val: validation data of the same kinds, a fraction of `train` to hold out (e.g. 0.2), or None.
         epochs: epochs to run (in total, when resuming).
-        lr: learning rate (None: 1e-4 AdamW for `full` on pretrained weights, else 1e-3; SGD 10x).
+        lr: learning rate (None: 1e-3 AdamW; SGD 1e-2).
         batch_size: images per step and process.
         strategy: `full`, `linear` (head only) or `freeze_unfreeze`.
         labels: class names, when the data does not name its classes.

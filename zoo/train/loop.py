@@ -94,6 +94,8 @@ class Stepper:
         self.scaler = torch.amp.GradScaler(self.device.type) if precision.scaler else None
         self.loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.global_step = 0
+        #: validation counts of the last `evaluate(..., classes=n)`, `[true * n + predicted]`, flattened
+        self.confusion: list[float] = []
 
     def _autocast(self) -> Any:
         import torch
@@ -141,13 +143,15 @@ class Stepper:
         self.scaler.step(self.optimizer)
         self.scaler.update()
 
-    def evaluate(self, module: torch.nn.Module, batches: Iterable[Any]) -> Sums:
-        """Loss (plain cross-entropy) and top-1 / top-5 counts of `module` over `batches`."""
+    def evaluate(self, module: torch.nn.Module, batches: Iterable[Any], classes: int | None = None) -> Sums:
+        """Loss (plain cross-entropy) and top-1 / top-5 counts of `module` over `batches`; with `classes`,
+        also the confusion counts (in `self.confusion`)."""
         import torch
         import torch.nn.functional as F
 
         module.eval()
         totals = torch.zeros(3, dtype=torch.float64, device=self.device)
+        confusion = torch.zeros((classes or 0) ** 2, dtype=torch.float64, device=self.device)
         sums = Sums()
         with torch.inference_mode():
             for x, y, skipped in batches:
@@ -158,10 +162,13 @@ class Stepper:
                 with self._autocast():
                     logits = logits_of(module(x)).float()
                 top = logits.topk(min(5, logits.shape[-1]), dim=-1).indices
+                if classes and logits.shape[-1] == classes:
+                    confusion += torch.bincount(y * classes + top[:, 0], minlength=classes**2).double()
                 hits = top == y[:, None]
                 totals += torch.stack(
                     [F.cross_entropy(logits, y, reduction="sum"), hits[:, 0].sum(), hits.any(dim=1).sum()]
                 ).double()
                 sums.count += y.shape[0]
         sums.loss, sums.correct1, sums.correct5 = totals.tolist()
+        self.confusion = confusion.tolist()
         return sums

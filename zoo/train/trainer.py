@@ -16,6 +16,7 @@ from zoo.train.history import EpochMetrics, History
 from zoo.train.loop import Stepper, Sums, precision_for
 from zoo.train.optim import make_optimizer, make_scheduler
 from zoo.train.progress import Reporter
+from zoo.train.reports import write_epoch_reports, write_per_class
 from zoo.train.state import BEST_NAME, STATE_NAME, check_labels, read_state, save_model, write_state
 from zoo.train.strategies import backbone_trainable, param_groups, set_trainable
 
@@ -65,12 +66,15 @@ class Trainer:
         self.best_state: dict[str, Any] | None = None
         self.checkpoint: str | None = None
         self._wrapped: dict[bool, Any] = {}
+        self._labels: tuple[str, ...] = ()
+        self._confusion: list[float] = []  # the last epoch's validation confusion counts, summed over ranks
 
     def fit(self, split: DataSplit, on_epoch: EpochCallback | None = None) -> History:
         """Train for `config.epochs` epochs (from the resumed one) and return the history."""
         cfg = self.config
         train_loader, sampler = self._train_loader(split)
         val_loader = self._val_loader(split)
+        self._labels = split.labels
         lr = cfg.learning_rate(pretrained=self.model.weights is not None)
         optimizer = make_optimizer(param_groups(self.module, cfg, lr, head=self.model.spec.head), cfg)
         scheduler = make_scheduler(optimizer, cfg.epochs * len(train_loader), cfg.warmup)
@@ -109,9 +113,13 @@ class Trainer:
         reporter.start_epoch(epoch + 1, self.config.epochs, len(train_loader))
         train, seconds = stepper.train_epoch(train_loader, reporter)
         dist.broadcast_buffers(self.module, self.info)
-        val = stepper.evaluate(self.module, val_loader) if val_loader is not None else Sums()
-        totals = dist.all_reduce_sums(train.as_list() + val.as_list() + [seconds], self.info, self.device)
+        classes = len(self._labels)
+        stepper.confusion = [0.0] * classes**2
+        val = stepper.evaluate(self.module, val_loader, classes) if val_loader is not None else Sums()
+        confusion = stepper.confusion if len(stepper.confusion) == classes**2 else [0.0] * classes**2
+        totals = dist.all_reduce_sums(train.as_list() + val.as_list() + [seconds] + confusion, self.info, self.device)
         train, val = Sums(*totals[:5]), Sums(*totals[5:10])
+        self._confusion = totals[11:]
         if train.count == 0:
             raise InputError(
                 f"None of the training images could be read ({int(train.skipped)} skipped): check the files."
@@ -153,9 +161,16 @@ class Trainer:
             if self._monitor() != "epoch":  # the last epoch needs no copy to come back to
                 self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.module.state_dict().items()}
             self._save_best(split)
+            if metrics.val_loss is not None and self.info.is_main and self.config.out is not None:
+                write_per_class(self.config.out, self._confusion_matrix(), split.labels, metrics.epoch)
         if self.info.is_main and self.config.out is not None:
             write_state(self.config.out / STATE_NAME, self._state(stepper, split, metrics.epoch))
+            write_epoch_reports(self.config.out, self._history(False), f"{self.model.name}: fine-tuning")
         dist.barrier(self.info)
+
+    def _confusion_matrix(self) -> list[list[int]]:
+        n = len(self._labels)
+        return [[round(v) for v in self._confusion[i * n : (i + 1) * n]] for i in range(n)]
 
     def _save_best(self, split: DataSplit) -> None:
         if self.info.is_main and self.config.out is not None:
@@ -236,7 +251,7 @@ class Trainer:
         from torch.utils.data import DistributedSampler
 
         pre = self.model_info.preprocess
-        transform = train_transform(pre, augment=self.config.augment) if pre is not None else None
+        transform = train_transform(pre, augment=self.config.augments) if pre is not None else None
         data = Samples(*split.train, transform, pre.channels if pre is not None else None)
         seed = self.config.seed if self.config.seed is not None else 0
         sampler: Any = DistributedSampler(data, self.info.world_size, self.info.rank, shuffle=True, seed=seed)  # type: ignore[arg-type]
