@@ -303,7 +303,7 @@ class Model:
             UnsupportedError: the model cannot be exported (its task, or code the exporter cannot capture).
             InputError: an unknown format or exporter, a bad opset, or a folder as `path`.
         """
-        from zoo.export import export_model
+        from zoo.export.exporters import export_model
 
         return export_model(
             self, path, format, dynamic_batch=dynamic_batch, opset=opset, include_preprocess=include_preprocess,

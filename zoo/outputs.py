@@ -20,7 +20,7 @@ from typing import Any
 
 from zoo.errors import InputError, ZooError
 
-__all__ = ["RecordFile", "open_records", "record_of"]
+__all__ = ["RecordFile", "open_records", "record_of", "remaining_inputs"]
 
 SUFFIXES = (".jsonl", ".csv", ".parquet")
 
@@ -235,3 +235,11 @@ def _sync(file: Any) -> None:
 def remaining(items: Iterable[Any], done: set[str]) -> list[Any]:
     """The image items whose source is not in `done`."""
     return [item for item in items if item.source not in done]
+
+
+def remaining_inputs(inputs: list[str], done: set[str]) -> list[str]:
+    """The image files of `inputs` (expanded like predict does) whose path is not already recorded."""
+    from zoo.images import collect_images
+
+    items, _ = collect_images(inputs)
+    return [item.source for item in items if item.source not in done]

@@ -77,7 +77,7 @@ def predict_cmd(
     continues a file left by a run that was stopped, skipping the inputs it already holds.
     """
     from zoo import api
-    from zoo.outputs import open_records
+    from zoo.outputs import open_records, remaining_inputs
 
     require_capability(name, "predict")  # refused before any download
     if resume and not out:
@@ -104,7 +104,7 @@ def predict_cmd(
     todo: list[Any] = list(inputs)
     try:
         if sink is not None and sink.done:
-            todo = _remaining(todo, sink.done)
+            todo = remaining_inputs(todo, sink.done)
             click.echo(f"resuming {out}: {len(sink.done)} input(s) done, {len(todo)} to go", err=True)
             if not todo:
                 return
@@ -165,14 +165,6 @@ def _warn(caught: list[Any]) -> None:
         if issubclass(warning.category, ZooWarning) and not issubclass(warning.category, SkippedInputsWarning):
             click.echo(f"warning: {warning.message}", err=True)
     caught.clear()
-
-
-def _remaining(inputs: list[str], done: set[str]) -> list[str]:
-    """The image files of `inputs` (expanded like predict does) whose path is not already recorded."""
-    from zoo.images import collect_images
-
-    items, _ = collect_images(inputs)
-    return [item.source for item in items if item.source not in done]
 
 
 def _workers(value: str) -> int | str:

@@ -28,9 +28,9 @@ def run_on_ray(name: str, inputs: list[str], *, out: str | None, resume: bool, w
     try:
         todo = inputs
         if sink.done:
-            from zoo.cli.predict import _remaining
+            from zoo.outputs import remaining_inputs
 
-            todo = _remaining(inputs, sink.done)
+            todo = remaining_inputs(inputs, sink.done)
             click.echo(f"resuming {out}: {len(sink.done)} input(s) done, {len(todo)} to go", err=True)
             if not todo:
                 return
