@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile  # one worker per core; a file's tests share a worker
 
 check: $(STAMP)
 	$(BIN)/ruff check zoo plugins tests examples bench scripts

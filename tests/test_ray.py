@@ -60,7 +60,7 @@ def test_ray_engine_gives_the_local_records(
     for path in (local_out, ray_out):
         lines = [json.loads(line) for line in path.read_text().splitlines()]
         records[path] = {r["input"]: r for r in lines}
-        assert len(lines) == len(records[path]) == len(PHOTOS) + 1
+        assert len(lines) == len(records[path]) == len(PHOTOS) + 1, (path.name, local.output, on_ray.output)
     assert records[local_out].keys() == records[ray_out].keys()
     for source, record in records[ray_out].items():
         name = Path(source).name

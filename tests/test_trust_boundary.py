@@ -209,7 +209,9 @@ def test_the_caller_still_chooses_code_and_trust(evil: dict[str, Path], tmp_path
 def test_a_saved_model_never_records_caller_only_arguments(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     model = zoo.load("yolov5n:none", device="cpu")
-    model.builder_kwargs.update(backend="native", trust=True, ref="v7.0")  # as if the caller had passed them
+    model.replace_info(  # as if the caller had passed them
+        builder_kwargs={**model.builder_kwargs, "backend": "native", "trust": True, "ref": "v7.0"}
+    )
     path = model.save(tmp_path / "y.safetensors")
     info = zoo.api.checkpoint_info(path)
     assert "trust" not in info.builder_kwargs and info.builder_kwargs.get("nc", 80) == 80
