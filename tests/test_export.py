@@ -234,3 +234,51 @@ def test_import_zoo_export_and_serve_stay_light() -> None:
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- detection (YOLOv5 native) and image-to-image ------------------------------------------------------------
+
+
+def test_yolov5_onnx_gives_the_same_boxes_as_pytorch(assets: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real yolov5n: the raw head output in the graph (dynamic height and width), NMS outside it in zoo's task."""
+    import numpy as np
+    import torch
+
+    weights = assets / "weights" / "yolov5n.pt"
+    if not weights.is_file():
+        pytest.skip("yolov5n.pt is not in ../shared/assets")
+    monkeypatch.setenv("ZOO_WEIGHTS_PATH", str(weights.parent))
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    photos = [assets / "images" / "bus.jpg", assets / "images" / "zidane.jpg"]  # 640x480 and 384x640 letterboxed
+    model = zoo.load("yolov5n", device="cpu")
+    model.predict(torch.zeros(3, 640, 640, dtype=torch.uint8))  # grids cached at the export example's size
+    path = model.export(tmp_path / "y.onnx", exporter="torchscript")
+    graph_input = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in graph_input] == ["batch", "", "height", "width"]
+    parity = zoo.export.check_export(model, path, photos)
+    assert parity.ok and parity.max_abs_diff <= 1e-2
+    exported = zoo.load(path)
+    assert type(exported.module).__name__ == "OnnxRuntimeModule"
+    for photo in photos:
+        want, got = model.predict(photo), exported.predict(photo)
+        assert len(want.boxes) >= 3
+        assert list(got.class_ids) == list(want.class_ids)
+        assert got.labels == want.labels
+        np.testing.assert_allclose(got.boxes, want.boxes, atol=1e-2)
+        np.testing.assert_allclose(got.scores, want.scores, atol=1e-4)
+
+
+def test_yolov5_torch_export_does_not_bake_in_cached_grids(tmp_path: Path) -> None:
+    """torch.export after a predict at the example's size: the grids follow the input's shape (`:none` weights)."""
+    import torch
+
+    torch.manual_seed(0)
+    model = zoo.load("yolov5n:none", device="cpu")
+    model.predict(torch.zeros(3, 640, 640, dtype=torch.uint8))
+    path = model.export(tmp_path / "y.pt2", "torch.export")
+    image = (torch.rand(3, 300, 400) * 255).to(torch.uint8)  # letterboxed to 480x640: another grid
+    assert zoo.export.check_export(model, path, [], tolerance=1e-3).ok
+    loaded = zoo.load(path, device="cpu")
+    want, got = model.predict(image, conf=0.0, max_det=20), loaded.predict(image, conf=0.0, max_det=20)
+    assert len(want.boxes) == 20
+    assert got.boxes.tolist() == pytest.approx(want.boxes.tolist(), abs=1e-3)

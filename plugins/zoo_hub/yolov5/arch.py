@@ -150,13 +150,18 @@ class Detect(nn.Module):
         self, i: int, nx: int, ny: int, dtype: torch.dtype, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor]:
         key = (i, nx, ny, dtype, device)
-        cached = self._grids.get(key)
+        # a graph being captured (ONNX, torch.export, TorchScript) computes its grids from the input's shape: a
+        # cached grid would be baked in as a constant of one size
+        capturing = torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
+        cached = None if capturing else self._grids.get(key)
         if cached is None:
             y, x = torch.arange(ny, device=device, dtype=dtype), torch.arange(nx, device=device, dtype=dtype)
             yv, xv = torch.meshgrid(y, x, indexing="ij")
             grid = torch.stack((xv, yv), 2).view(1, 1, ny, nx, 2) - 0.5
             anchor_grid = (self.anchors[i] * self.stride[i]).to(dtype).view(1, self.na, 1, 1, 2)
-            cached = self._grids[key] = (grid, anchor_grid)
+            cached = (grid, anchor_grid)
+            if not capturing:
+                self._grids[key] = cached
         return cached
 
     def _apply(self, fn: Any, recurse: bool = True) -> Detect:
