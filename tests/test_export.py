@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import zoo
+from tests.test_animegan2 import served  # noqa: F401 (a fixture)
 from zoo.errors import InputError, UnsupportedError
 
 onnx = pytest.importorskip("onnx")
@@ -281,3 +282,24 @@ def test_yolov5_torch_export_does_not_bake_in_cached_grids(tmp_path: Path) -> No
     path = model.export(tmp_path / "y.pt2", "torch.export")
     parity = zoo.export.check_export(model, path, tolerance=1e-3)
     assert parity.ok and len(parity.inputs) == 3
+
+
+def test_image_to_image_onnx_gives_the_same_image(served: dict, tmp_path: Path) -> None:
+    """An AnimeGAN2-shaped generator (test_animegan2's tiny one): export, parity, and the same output image."""
+    import numpy as np
+    import torch
+
+    model = zoo.load("animegan2:paprika", repo=str(served["repo"]), trust=True, device="cpu")
+    path = model.export(tmp_path / "g.onnx", exporter="torchscript")
+    dims = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims] == ["batch", "", "height", "width"]
+    parity = zoo.export.check_export(model, path)
+    assert parity.ok and parity.max_abs_diff <= 1e-4
+    exported = zoo.load(path)
+    assert exported.spec.task == "image-to-image"
+    image = (torch.rand(3, 300, 400, generator=torch.Generator().manual_seed(1)) * 255).to(torch.uint8)
+    for tile in (False, True):  # face2paint's crop to 512, and tiles of the working size
+        want, got = model.predict(image, tile=tile), exported.predict(image, tile=tile)
+        assert got.image.size == want.image.size
+        diff = np.abs(np.asarray(got.image, np.int16) - np.asarray(want.image, np.int16))
+        assert diff.max() <= 1  # uint8 pixels: at most a rounding apart
