@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import zoo
-from tests.test_animegan2 import served  # noqa: F401 (a fixture)
+from tests.test_animegan2 import served  # noqa: F401, F811 (a fixture)
 from zoo.errors import InputError, UnsupportedError
 
 onnx = pytest.importorskip("onnx")
@@ -240,7 +240,9 @@ def test_import_zoo_export_and_serve_stay_light() -> None:
 # --- detection (YOLOv5 native) and image-to-image ------------------------------------------------------------
 
 
-def test_yolov5_onnx_gives_the_same_boxes_as_pytorch(assets: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_yolov5_onnx_gives_the_same_boxes_as_pytorch(
+    assets: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Real yolov5n: the raw head output in the graph (dynamic height and width), NMS outside it in zoo's task."""
     import numpy as np
     import torch
@@ -284,7 +286,7 @@ def test_yolov5_torch_export_does_not_bake_in_cached_grids(tmp_path: Path) -> No
     assert parity.ok and len(parity.inputs) == 3
 
 
-def test_image_to_image_onnx_gives_the_same_image(served: dict, tmp_path: Path) -> None:
+def test_image_to_image_onnx_gives_the_same_image(served: dict, tmp_path: Path) -> None:  # noqa: F811
     """An AnimeGAN2-shaped generator (test_animegan2's tiny one): export, parity, and the same output image."""
     import numpy as np
     import torch

@@ -135,9 +135,7 @@ def _run_exported(path: Path, format: str) -> Any:
     return load_exported(path, device="cpu").module
 
 
-def _inputs(
-    model: Model, info: Any, images: Sequence[str | os.PathLike[str]]
-) -> tuple[list[torch.Tensor], list[str]]:
+def _inputs(model: Model, info: Any, images: Sequence[str | os.PathLike[str]]) -> tuple[list[torch.Tensor], list[str]]:
     """The batches both run on: the images preprocessed as the exported graph's caller does.
 
     Detection: each image letterboxed as `predict` does it (its own padded shape, one batch per image), so the
