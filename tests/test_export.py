@@ -305,3 +305,21 @@ def test_image_to_image_onnx_gives_the_same_image(served: dict, tmp_path: Path) 
         assert got.image.size == want.image.size
         diff = np.abs(np.asarray(got.image, np.int16) - np.asarray(want.image, np.int16))
         assert diff.max() <= 1  # uint8 pixels: at most a rounding apart
+
+
+def test_ultralytics_exports_through_its_own_exporter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """yolov8n (`:none`): `model.export` delegates to `YOLO(...).export(format="onnx")`, offline, no installs."""
+    import torch
+
+    pytest.importorskip("ultralytics")
+    monkeypatch.setenv("YOLO_OFFLINE", "1")
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "ultralytics"))
+    torch.manual_seed(0)
+    model = zoo.load("yolov8n:none", device="cpu")
+    path = model.export(tmp_path / "v8.onnx")
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert "zoo" not in props and "Ultralytics" in props.get("author", "")  # ultralytics' file, not zoo's
+    parity = zoo.export.check_export(model, path)  # synthetic images, letterboxed to three shapes
+    assert parity.ok and parity.max_abs_diff <= 1e-2
+    with pytest.raises(UnsupportedError, match="onnx only"):
+        model.export(tmp_path / "v8.pt2", "torch.export")

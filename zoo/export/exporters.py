@@ -59,6 +59,8 @@ def export_model(
     target = Path(path).expanduser()
     if target.is_dir():
         raise InputError(f"{target} is a folder: export to a file such as {target / ('model' + FORMATS[format])}.")
+    if _is_ultralytics(model):
+        return _export_ultralytics(model, target, format, dynamic_batch=dynamic_batch, opset=opset)
     _check_exportable(model, include_preprocess)
     info = ExportInfo.from_model(model, include_preprocess=include_preprocess, dynamic_batch=dynamic_batch)
     module = graph_module(model, include_preprocess)
@@ -69,15 +71,49 @@ def export_model(
     return target
 
 
+def _is_ultralytics(model: Model) -> bool:
+    return model.module.__class__.__module__.startswith("ultralytics")
+
+
+def _export_ultralytics(model: Model, target: Path, format: str, *, dynamic_batch: bool, opset: int | None) -> Path:
+    """ONNX through ultralytics' own exporter (`YOLO(...).export`), from a private copy of the module.
+
+    The file is ultralytics' (its metadata, its raw head output): run it with `YOLO("m.onnx")` or onnxruntime;
+    `zoo.load` does not run it (it holds no zoo metadata). `onnxslim` simplification is off, so nothing is installed.
+    """
+    import copy
+    import shutil
+    import tempfile
+
+    import torch
+
+    from zoo.checkpoint.files import atomic_write
+
+    if format != "onnx":
+        raise UnsupportedError(f"{model.spec.name} is an ultralytics model: zoo exports it to onnx only.")
+    from ultralytics import YOLO
+
+    options: dict[str, Any] = {"format": "onnx", "simplify": False, "dynamic": dynamic_batch, "device": "cpu"}
+    options["imgsz"] = int(model.spec.meta.get("image_size") or _DETECTION_SIZE)
+    if opset is not None:
+        options["opset"] = opset
+    with tempfile.TemporaryDirectory(prefix="zoo-export-") as folder:
+        weights = Path(folder) / f"{model.spec.name}.pt"
+        torch.save({"model": copy.deepcopy(model.module).to("cpu").float(), "train_args": {}}, weights)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                written = YOLO(str(weights)).export(**options)
+        except Exception as exc:  # ultralytics raises many kinds
+            raise UnsupportedError(f"ultralytics cannot export {model.spec.name}: {_first_line(exc)}") from exc
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, lambda tmp: shutil.copyfile(str(written), tmp))
+    return target
+
+
 def _check_exportable(model: Model, include_preprocess: bool) -> None:
     task = model.spec.task
     if task not in TASKS:
         raise UnsupportedError(f"{model.spec.name} is a {task} model: zoo exports {', '.join(TASKS)} models only.")
-    if model.module.__class__.__module__.startswith("ultralytics"):
-        raise UnsupportedError(
-            f"{model.spec.name} is an ultralytics model: export it with ultralytics' own exporter "
-            f"(`yolo export model=... format=onnx`)."
-        )
     if task != "object-detection" and (model.preprocess is None or model.preprocess.input_size is None):
         raise UnsupportedError(
             f"{model.spec.name} has no fixed image input size (preprocessing with a crop or resize), so zoo cannot "

@@ -77,6 +77,8 @@ def check_export(
     limit = DEFAULT_TOLERANCE.get(model.spec.task, 1e-4) if tolerance is None else float(tolerance)
     from zoo.export.exporters import read_metadata_text
 
+    if model.module.__class__.__module__.startswith("ultralytics"):
+        return _check_ultralytics(model, target, images, limit, raise_on_failure)
     info = ExportInfo.from_json(read_metadata_text(target, format), source=str(target))
     batches, names = _inputs(model, info, images)
     reference_module = graph_module(model, info.include_preprocess)
@@ -111,6 +113,44 @@ def check_export(
             + ("" if top1 is not False else " and a different top class")
             + "; try another exporter or opset."
         )
+    return parity
+
+
+def _check_ultralytics(
+    model: Model, target: Path, images: Sequence[str | os.PathLike[str]], limit: float, raise_on_failure: bool
+) -> Parity:
+    """An ultralytics ONNX file (no zoo metadata) against the module: the raw head output, letterboxed inputs."""
+    import copy
+    import types
+
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    size = int(model.spec.meta.get("image_size") or 640)
+    info = types.SimpleNamespace(task="object-detection", preprocess=None, image_size=size, stride=32)
+    batches, names = _inputs(model, info, images)
+    session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    module = model.module
+    if next(module.parameters(), torch.empty(0)).device.type != "cpu":
+        module = copy.deepcopy(module).to("cpu")
+    module.eval()
+    diff = 0.0
+    for batch in batches:
+        with torch.inference_mode():
+            out = module(batch)
+        reference = (out[0] if isinstance(out, (tuple, list)) else out).float().numpy()
+        try:
+            got = session.run(None, {name: np.ascontiguousarray(batch.numpy())})[0]
+        except Exception as exc:  # onnxruntime's own kinds
+            raise ParityError(f"{target} cannot run an input of shape {tuple(batch.shape)}: {exc}") from exc
+        if got.shape != reference.shape:
+            raise ParityError(f"{target}: output shape {got.shape}, the model's {reference.shape}.")
+        diff = max(diff, float(np.abs(got - reference).max()))
+    parity = Parity(diff, limit, tuple(names))
+    if raise_on_failure and not parity.ok:
+        raise ParityError(f"{target} differs from {model.spec.name}: max abs diff {diff:.3g} > tolerance {limit:.3g}.")
     return parity
 
 
