@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS := dev,docs,pandas,parquet,tensorboard,yolo,hf,timm,hub-yolov5,ray,onnx,serve,video
+EXTRAS := dev,docs,pandas,parquet,tensorboard,yolo,hf,timm,hub-yolov5,ray,onnx,serve,video,coco
 
 .PHONY: demo test check docs bench catalog clean
 

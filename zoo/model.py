@@ -290,7 +290,7 @@ class Model:
         Args:
             path: the file to write (`model.onnx`, `model.pt2`, `model.torchscript`).
             format: "onnx", "torch.export" (.pt2) or "torchscript".
-            dynamic_batch: any batch size (else the graph takes batches of 2, the example's).
+            dynamic_batch: any batch size (else the graph takes batches of 1, the example's).
             opset: ONNX opset; default the exporter's.
             include_preprocess: the graph normalizes by itself: it takes RGB in [0, 1], resized and cropped.
             exporter: ONNX only: "dynamo" (`torch.export`-based), "torchscript" (tracing) or "auto"

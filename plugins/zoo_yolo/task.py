@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from itertools import chain, islice
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo import InputError, ResultStream, Task, TaskCapabilities
-from zoo.ext import collect_images, decode
+from zoo import InputError, ResultStream, Task, TaskCapabilities, UnsupportedError
+from zoo.ext import atomic_path, collect_images, decode
 from zoo_yolo.build import Arch
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class UltralyticsTask(Task):
 
     name = "ultralytics"
     finetunes = True  # with ultralytics' own trainer (`finetune` below)
+    exports_itself = True  # with ultralytics' own exporter (`export` below)
     evaluates = True  # ultralytics' validator scores each epoch
 
     @classmethod
@@ -135,6 +137,46 @@ class UltralyticsTask(Task):
                 predictor.setup_model(module, verbose=False)
             self._predictor, self._key = predictor, key
         return self._predictor
+
+    def export(self, path: Path, format: str, *, dynamic_batch: bool, opset: int | None) -> Path:
+        """ONNX through ultralytics' own exporter (`YOLO(...).export`), from a private copy of the module.
+
+        The file is ultralytics' (its metadata, its raw head output): run it with `YOLO("m.onnx")` or
+        onnxruntime; `zoo.load` does not run it (it holds no zoo metadata). `onnxslim` simplification is off,
+        so nothing is installed.
+
+        Raises:
+            UnsupportedError: a format other than onnx, or ultralytics' exporter failed (its first line).
+        """
+        import contextlib
+        import copy
+        import io
+        import shutil
+        import tempfile
+
+        import torch
+
+        from zoo_yolo.runtime import ultralytics_module
+
+        if format != "onnx":
+            raise UnsupportedError(f"{self.model.spec.name} is an ultralytics model: zoo exports it to onnx only.")
+        yolo = ultralytics_module().YOLO
+        options: dict[str, Any] = {"format": "onnx", "simplify": False, "dynamic": dynamic_batch, "device": "cpu"}
+        options["imgsz"] = int(self.model.spec.meta.get("image_size") or 640)
+        if opset is not None:
+            options["opset"] = opset
+        with tempfile.TemporaryDirectory(prefix="zoo-export-") as folder:
+            weights = Path(folder) / f"{self.model.spec.name}.pt"
+            torch.save({"model": copy.deepcopy(self.model.module).to("cpu").float(), "train_args": {}}, weights)
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    written = yolo(str(weights)).export(**options)
+            except Exception as exc:  # ultralytics raises many kinds
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise UnsupportedError(f"ultralytics cannot export {self.model.spec.name}: {first}") from exc
+            with atomic_path(path) as tmp:
+                shutil.copyfile(str(written), tmp)
+        return path
 
     def finetune(self, train: Any = None, val: Any = None, *, data: Any = None, **options: Any) -> Model:
         """Train with ultralytics' trainer (see `zoo_yolo.train.finetune`); returns the model, trained.

@@ -158,7 +158,7 @@ def _score(
     try:
         from faster_coco_eval import COCO, COCOeval_faster
     except ImportError as exc:
-        raise UnsupportedError("Detection evaluation needs faster-coco-eval: pip install faster-coco-eval") from exc
+        raise UnsupportedError("Detection evaluation needs faster-coco-eval: pip install 'zoo-sdk[coco]'.") from exc
     ground = COCO(gt)
     if not detections:
         return DetectionEvaluation(model, data, count, 0.0, 0.0, 0.0, (), (), skipped)

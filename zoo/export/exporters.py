@@ -59,8 +59,9 @@ def export_model(
     target = Path(path).expanduser()
     if target.is_dir():
         raise InputError(f"{target} is a folder: export to a file such as {target / ('model' + FORMATS[format])}.")
-    if _is_ultralytics(model):
-        return _export_ultralytics(model, target, format, dynamic_batch=dynamic_batch, opset=opset)
+    if type(model.task).exports_itself:  # a backend with an exporter of its own (declared by its task)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return model.task.export(target, format, dynamic_batch=dynamic_batch, opset=opset)
     _check_exportable(model, include_preprocess)
     info = ExportInfo.from_model(model, include_preprocess=include_preprocess, dynamic_batch=dynamic_batch)
     module = graph_module(model, include_preprocess)
@@ -68,45 +69,6 @@ def export_model(
     target.parent.mkdir(parents=True, exist_ok=True)
     writers: dict[str, Any] = {"onnx": _write_onnx, "torch.export": _write_pt2, "torchscript": _write_torchscript}
     atomic_write(target, lambda tmp: writers[format](module, example, info, tmp, opset=opset, exporter=exporter))
-    return target
-
-
-def _is_ultralytics(model: Model) -> bool:
-    return model.module.__class__.__module__.startswith("ultralytics")
-
-
-def _export_ultralytics(model: Model, target: Path, format: str, *, dynamic_batch: bool, opset: int | None) -> Path:
-    """ONNX through ultralytics' own exporter (`YOLO(...).export`), from a private copy of the module.
-
-    The file is ultralytics' (its metadata, its raw head output): run it with `YOLO("m.onnx")` or onnxruntime;
-    `zoo.load` does not run it (it holds no zoo metadata). `onnxslim` simplification is off, so nothing is installed.
-    """
-    import copy
-    import shutil
-    import tempfile
-
-    import torch
-
-    from zoo.checkpoint.files import atomic_write
-
-    if format != "onnx":
-        raise UnsupportedError(f"{model.spec.name} is an ultralytics model: zoo exports it to onnx only.")
-    from ultralytics import YOLO
-
-    options: dict[str, Any] = {"format": "onnx", "simplify": False, "dynamic": dynamic_batch, "device": "cpu"}
-    options["imgsz"] = int(model.spec.meta.get("image_size") or _DETECTION_SIZE)
-    if opset is not None:
-        options["opset"] = opset
-    with tempfile.TemporaryDirectory(prefix="zoo-export-") as folder:
-        weights = Path(folder) / f"{model.spec.name}.pt"
-        torch.save({"model": copy.deepcopy(model.module).to("cpu").float(), "train_args": {}}, weights)
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                written = YOLO(str(weights)).export(**options)
-        except Exception as exc:  # ultralytics raises many kinds
-            raise UnsupportedError(f"ultralytics cannot export {model.spec.name}: {_first_line(exc)}") from exc
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(target, lambda tmp: shutil.copyfile(str(written), tmp))
     return target
 
 

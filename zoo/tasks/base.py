@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from zoo.errors import InputError, PluginError, UnsupportedError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from zoo.model import Model
 
 __all__ = ["CAPABILITIES", "Task", "TaskCapabilities"]
@@ -94,6 +96,8 @@ class Task:
             new label set: `num_classes=` on pretrained weights, or training data with another class count.
         hub_pipeline: the Hugging Face Hub `pipeline_tag` of its models' cards (`image-classification`),
             or None for none.
+        exports_itself: `Model.export` calls the task's own `export` (the backend's exporter) instead of
+            zoo's ONNX / torch.export / TorchScript writers.
     """
 
     name: ClassVar[str] = ""
@@ -105,6 +109,7 @@ class Task:
     evaluates: ClassVar[bool] = False
     swaps_head: ClassVar[bool] = False
     hub_pipeline: ClassVar[str | None] = None
+    exports_itself: ClassVar[bool] = False
 
     def __init__(self, model: Model) -> None:
         self.model = model
@@ -142,6 +147,15 @@ class Task:
         Subclasses spell out their options as keyword arguments of their own.
         """
         raise NotImplementedError
+
+    def export(self, path: Path, format: str, *, dynamic_batch: bool, opset: int | None) -> Path:
+        """Write the model to `path` with the backend's own exporter; what `Model.export` calls when the task
+        declares `exports_itself = True` (ultralytics models). Other tasks are exported by zoo (`zoo.export`).
+
+        Raises:
+            UnsupportedError: the task has no exporter of its own.
+        """
+        raise UnsupportedError(f"Task {type(self).__name__} has no exporter of its own: zoo.export exports it.")
 
     def finetune(self, train: Any = None, val: Any = None, **options: Any) -> Model:
         """Train the model on `train` (validating on `val`) its own way; what `Model.finetune` calls when overridden.
