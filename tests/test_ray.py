@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -54,7 +55,10 @@ def test_ray_engine_gives_the_local_records(
     runner = CliRunner()
     args = ["predict", "mobilenet_v2", str(photos), "-k", "1", "--device", "cpu", "-b", "2"]
     local = runner.invoke(cli, [*args, "--out", str(local_out)])
-    on_ray = runner.invoke(cli, [*args, "--engine", "ray", "--num-workers", "2", "--out", str(ray_out)])
+    # the Ray engine as users run it: a fresh `zoo` process, which starts a local Ray of its own
+    ray_args = [*args, "--engine", "ray", "--num-workers", "2", "--out", str(ray_out)]
+    run = subprocess.run([sys.executable, "-m", "zoo", *ray_args], capture_output=True, text=True, timeout=600)
+    on_ray = SimpleNamespace(exit_code=run.returncode, output=run.stdout + run.stderr)
     assert local.exit_code == 1 and on_ray.exit_code == 1, on_ray.output  # the broken file: exit 1
     records = {}
     for path in (local_out, ray_out):
