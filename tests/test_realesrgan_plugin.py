@@ -37,12 +37,22 @@ def site(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def photo(assets: Path, tmp_path: Path) -> Path:
-    """A 64x48 crop of a real photo (the cat's face in chelsea.png), small enough to keep the test fast."""
+def truth(assets: Path, tmp_path: Path) -> Path:
+    """A 256x192 crop of a real photo (the cat in chelsea.png): the high-resolution truth of `photo`."""
+    from PIL import Image
+
+    path = tmp_path / "truth.png"
+    Image.open(assets / "images" / "chelsea.png").convert("RGB").crop((60, 0, 316, 192)).save(path)
+    return path
+
+
+@pytest.fixture
+def photo(truth: Path, tmp_path: Path) -> Path:
+    """`truth` shrunk x4 (bicubic) to 64x48: an input whose x4 upscale has a known answer, small enough to be fast."""
     from PIL import Image
 
     path = tmp_path / "crop.png"
-    Image.open(assets / "images" / "chelsea.png").convert("RGB").crop((140, 60, 204, 108)).save(path)
+    Image.open(truth).resize((64, 48), Image.Resampling.BICUBIC, reducing_gap=None).save(path)
     return path
 
 
@@ -62,7 +72,7 @@ def psnr(a, b) -> float:
 
 
 def test_installed_plugin_upscales_a_photo_through_its_format_and_the_catalog(
-    site: Path, photo: Path, assets: Path, tmp_path: Path, file_server
+    site: Path, photo: Path, truth: Path, assets: Path, tmp_path: Path, file_server
 ) -> None:
     from PIL import Image
 
@@ -87,6 +97,9 @@ def test_installed_plugin_upscales_a_photo_through_its_format_and_the_catalog(
                 made = conversions()
                 again = zoo_realesrgan.load_checkpoint(checkpoint, device="cpu")  # converted once, then cached
                 catalog = zoo.load("realesr-animevideov3", device="cpu")       # downloaded, core conversion
+                import torch
+
+                torch.manual_seed(0)  # random weights, but the same ones on every run
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     random = zoo.load("realesr-animevideov3:none", device="cpu").predict({str(photo)!r}, tile=None)
@@ -128,7 +141,13 @@ def test_installed_plugin_upscales_a_photo_through_its_format_and_the_catalog(
     assert Image.open(data["saved"]).tobytes() == whole.tobytes()
     bicubic = source.resize(whole.size, Image.Resampling.BICUBIC)
     assert psnr(whole, bicubic) > 30  # a faithful x4 of the photo ...
-    assert psnr(whole, bicubic) > psnr(random, bicubic) + 1.5  # ... made by the real weights, not by the residual
+    # ... made by the real weights: against the known high-resolution answer it beats the network's residual
+    # path alone (a nearest-neighbour x4, 25.9 dB here, real weights 26.6 dB) and the same network with random
+    # weights (24.6-25.0 dB over seeds 0-7), numbers that do not depend on luck: every input here is fixed.
+    hr = Image.open(truth)
+    nearest = source.resize(whole.size, Image.Resampling.NEAREST)
+    assert psnr(whole, hr) > psnr(nearest, hr) + 0.3
+    assert psnr(whole, hr) > psnr(random, hr) + 1.0
     assert psnr(tiled, whole) > 45  # tiles with 24 px of context join without seams
 
 
