@@ -45,3 +45,30 @@ def test_finetune_command_errors_are_one_line(data: Path, tmp_path: Path) -> Non
     result = CliRunner().invoke(cli, ["finetune", "tiny:none", str(tmp_path / "empty"), "--device", "cpu"])
     assert result.exit_code == 1
     assert result.output.startswith("error: No images in") and result.output.count("\n") == 1
+
+
+def test_finetune_command_passes_the_recipe_options(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["finetune", "tiny:none", str(data), "--val", "0.2", "--epochs", "1", "-b", "8", "--seed", "0"]
+    recipe = ["--optimizer", "sgd", "--weight-decay", "0", "--label-smoothing", "0.1", "--augment", "--patience", "2"]
+    result = CliRunner().invoke(cli, [*args, *recipe, "--out", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    training = zoo.load(str(out / "best.safetensors"), device="cpu").training_summary
+    assert training is not None
+    assert (training["optimizer"], training["weight_decay"], training["label_smoothing"], training["augment"]) == (
+        "sgd", 0.0, 0.1, True,
+    )  # fmt: skip
+    assert training["lr"] == pytest.approx(0.01)  # SGD's default for a new model, not AdamW's
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--label-smoothing", "1.5"], "error: label_smoothing=1.5: use a value in [0, 1)."),
+        (["--weight-decay", "-1"], "error: weight_decay=-1.0: use a value >= 0."),
+        (["--patience", "0"], "error: patience=0: use >= 1, or None."),
+    ],
+)
+def test_finetune_command_refuses_a_bad_recipe_in_one_line(data: Path, option: list[str], message: str) -> None:
+    result = CliRunner().invoke(cli, ["finetune", "tiny:none", str(data), "--device", "cpu", *option])
+    assert result.exit_code != 0 and result.output == message + "\n"

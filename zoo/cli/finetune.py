@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from zoo.cli.checks import require_capability
+from zoo.train.config import OPTIMIZERS, TrainConfig
 
 
 def _val(value: str | None) -> str | float | None:
@@ -41,6 +42,33 @@ def _val(value: str | None) -> str | float | None:
 @click.option("--seed", type=int, help="Seed for a repeatable run.")
 @click.option("--image-size", type=int, help="Train and predict at this size instead of the weights' crop.")
 @click.option("--workers", "num_workers", type=int, help="DataLoader worker processes.")
+@click.option(
+    "--optimizer",
+    type=click.Choice(OPTIMIZERS),
+    default=TrainConfig.optimizer,
+    show_default=True,
+    help="AdamW, or SGD with Nesterov momentum 0.9.",
+)
+@click.option(
+    "--weight-decay",
+    type=float,
+    default=TrainConfig.weight_decay,
+    show_default=True,
+    help="AdamW's decoupled, SGD's L2.",
+)
+@click.option(
+    "--label-smoothing", type=float, default=TrainConfig.label_smoothing, show_default=True, help="In [0, 1)."
+)
+@click.option(
+    "--augment/--no-augment",
+    default=None,
+    help="Random crops and flips of training images [default: on from 5 epochs].",
+)
+@click.option(
+    "--patience",
+    type=int,
+    help=f"Stop after this many epochs without improvement [default: {TrainConfig.patience}].",
+)
 def finetune_cmd(
     name: str,
     data: str,
@@ -56,6 +84,11 @@ def finetune_cmd(
     seed: int | None,
     image_size: int | None,
     num_workers: int | None,
+    optimizer: str,
+    weight_decay: float,
+    label_smoothing: float,
+    augment: bool | None,
+    patience: int | None,
 ) -> None:
     """Fine-tune model NAME on DATA (an ImageFolder: DATA/<class>/<image>) and save the best checkpoint.
 
@@ -84,6 +117,11 @@ def finetune_cmd(
             seed=seed,
             image_size=image_size,
             num_workers=num_workers,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+            label_smoothing=label_smoothing,
+            augment=augment,
+            **({"patience": patience} if patience is not None else {}),
             on_epoch=lambda metrics: click.echo(str(metrics)),
         )
         history = model.history

@@ -102,6 +102,8 @@ class TrainConfig:
         _check(_int(self.epochs) and self.epochs >= 1, f"epochs={self.epochs!r}: use a whole number >= 1.")
         _check(_int(self.batch_size) and self.batch_size >= 1, f"batch_size={self.batch_size!r}: use >= 1.")
         _check(self.lr is None or self.lr > 0, f"lr={self.lr!r}: use a positive learning rate.")
+        _check(self.weight_decay >= 0, f"weight_decay={self.weight_decay!r}: use a value >= 0.")
+        _check(0 <= self.label_smoothing < 1, f"label_smoothing={self.label_smoothing!r}: use a value in [0, 1).")
         _check(0 <= self.warmup < 1, f"warmup={self.warmup!r}: use a fraction of the steps in [0, 1).")
         _check(_int(self.freeze_epochs) and self.freeze_epochs >= 0, f"freeze_epochs={self.freeze_epochs!r}: use >= 0.")
         _check(self.patience is None or self.patience >= 1, f"patience={self.patience!r}: use >= 1, or None.")
