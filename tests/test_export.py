@@ -122,6 +122,22 @@ def test_pt2_round_trip(tmp_path: Path) -> None:
     assert loaded.spec.plugin == "export:torch.export"
 
 
+@pytest.mark.parametrize(("suffix", "format"), [(".onnx", "onnx"), (".pt2", "torch.export")])
+def test_an_exported_graph_only_predicts(tmp_path: Path, suffix: str, format: str) -> None:
+    _, path = _tiny_export(tmp_path, suffix, format)
+    loaded = zoo.load(path, device="cpu")
+    before = sorted(tmp_path.iterdir())
+    actions = {
+        "save": lambda: loaded.save(tmp_path / "again.safetensors"),  # would write a checkpoint without weights
+        "export": lambda: loaded.export(tmp_path / f"again{suffix}", format),
+        "finetune": lambda: loaded.finetune(tmp_path, epochs=1),
+    }
+    for action, call in actions.items():
+        with pytest.raises(UnsupportedError, match=rf"exported {re.escape(format)} graph .* {action} the original"):
+            call()
+    assert sorted(tmp_path.iterdir()) == before  # nothing written
+
+
 def test_models_that_cannot_export_say_so_in_one_line(tmp_path: Path) -> None:
     code, text = _cli("export", "rnn_classifier:none", str(tmp_path / "x.onnx"))
     assert code == 1

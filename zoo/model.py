@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo._frozen import freeze
-from zoo.errors import InputError, RandomWeightsWarning, ZooError
+from zoo.errors import InputError, RandomWeightsWarning, UnsupportedError, ZooError
 from zoo.specs import ImagePreprocess, ModelSpec
 
 if TYPE_CHECKING:
@@ -242,6 +242,16 @@ class Model:
         )
         return f"{self.spec.name} has random weights (loaded without weights): its predictions mean nothing; {hint}."
 
+    def _require_weights(self, action: str) -> None:
+        """Refuse `action` on a model loaded from an exported graph (`.onnx`, `.pt2`): it has no weights to use."""
+        exported = self.spec.meta.get("exported")
+        if exported:
+            raise UnsupportedError(
+                f"{self.name} was loaded from an exported {exported} graph ({self.spec.meta.get('path')}), which "
+                f"can only predict: {action} the original model instead (zoo.load({self.spec.name!r}) or its "
+                "safetensors checkpoint)."
+            )
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save as a self-describing safetensors checkpoint that `zoo.load(path)` restores.
 
@@ -262,6 +272,7 @@ class Model:
         """
         from zoo.checkpoint import save_checkpoint
 
+        self._require_weights("save")
         try:
             return save_checkpoint(path, spec=self.spec, info=self.info, state_dict=self.module.state_dict())
         except OSError as exc:
@@ -305,6 +316,7 @@ class Model:
         """
         from zoo.export.exporters import export_model
 
+        self._require_weights("export")
         return export_model(
             self, path, format, dynamic_batch=dynamic_batch, opset=opset, include_preprocess=include_preprocess,
             exporter=exporter,
@@ -324,6 +336,7 @@ class Model:
         """
         from zoo.tasks.base import Task
 
+        self._require_weights("finetune")
         task = self.task
         type(task).capabilities(self.spec.task).require("finetune", self.name)  # declared, never guessed
         if type(task).finetune is Task.finetune and task.swaps_head:  # no trainer of its own: zoo's classifier loop
