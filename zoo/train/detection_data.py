@@ -106,7 +106,7 @@ def read_detection(data: str | Path, *, names: Sequence[str] | None = None, spli
         InputError: an unreadable file, a missing image, a box outside its image or with zero area, a class
             id the dataset does not name, or no image or no box at all.
     """
-    from zoo.evaluate.detection import _coco, _yolo
+    from zoo.evaluate.detection import _coco
 
     path = Path(data).expanduser()
     if not is_detection_path(path):
@@ -115,12 +115,25 @@ def read_detection(data: str | Path, *, names: Sequence[str] | None = None, spli
             "(images/ and labels/, with data.yaml naming the classes)."
         )
     try:
-        gt, files = _coco(path) if path.is_file() else _yolo(path, names, split=split)
+        gt, files = _coco(path) if path.is_file() else _read_yolo(path, names, split)
         return _checked(path, gt, files)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         if isinstance(exc, InputError):
             raise
         raise InputError(f"{path}: malformed annotations ({type(exc).__name__}: {exc}); check the file.") from None
+
+
+def _read_yolo(root: Path, names: Sequence[str] | None, split: str) -> tuple[dict[str, Any], list[tuple[Path, int]]]:
+    """`_yolo`, with a data.yaml that `yaml.safe_load` refuses (a tag that would build an object) as an InputError."""
+    import yaml
+
+    from zoo.evaluate.detection import _yolo
+
+    try:
+        return _yolo(root, names, split=split)
+    except yaml.YAMLError as exc:
+        reason = str(exc).splitlines()[0]
+        raise InputError(f"{root}: could not read its data.yaml ({reason}): write plain YAML names.") from None
 
 
 def _checked(path: Path, gt: dict[str, Any], files: list[tuple[Path, int]]) -> DetectionData:
