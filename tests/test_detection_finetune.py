@@ -66,7 +66,8 @@ def write_coco(path: Path, items: list[tuple[Path, list[tuple[int, ...]]]], ids:
         images.append({"id": image_id, "file_name": image.name, "width": SIZE, "height": SIZE})
         for cls, x1, y1, x2, y2 in boxes:
             bbox = [x1, y1, x2 - x1, y2 - y1]
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": ids[cls], "bbox": bbox})
+            annotation = {"id": len(annotations) + 1, "image_id": image_id, "category_id": ids[cls], "bbox": bbox}
+            annotations.append(annotation)
     categories = [{"id": ids[k], "name": name} for k, name in enumerate(NAMES)]
     path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
     return path
@@ -288,3 +289,17 @@ def test_finetune_refuses_bad_data_and_models_leaving_no_run_folder(coco: Path, 
     result = CliRunner().invoke(cli, ["finetune", "maskrcnn_resnet50_fpn", str(coco), "--device", "cpu"])
     assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
     assert "(instance-segmentation): its task declares no 'finetune' capability" in result.output
+
+
+@pytest.mark.filterwarnings("ignore::zoo.errors.RandomWeightsWarning")
+def test_a_pretrained_layout_with_new_classes_builds_and_reloads(tmp_path: Path) -> None:
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    # what fine-tuning COCO weights leaves in a checkpoint: the COCO_V1 layout (frozen batch norm) and 3 classes
+    model = zoo.load(MODEL, layout="COCO_V1", num_classes=3, device="cpu")
+    assert model.module.roi_heads.box_predictor.cls_score.out_features == 3
+    assert isinstance(model.module.backbone.body["0"][1], FrozenBatchNorm2d)
+    model.replace_info(labels=("__background__", "red", "blue"))
+    again = zoo.load(str(model.save(tmp_path / "tuned.safetensors")), device="cpu")
+    assert again.builder_kwargs == {"layout": "COCO_V1", "num_classes": 3} and again.labels == model.labels
+    assert all(torch.equal(v, again.module.state_dict()[k]) for k, v in model.module.state_dict().items())

@@ -165,8 +165,8 @@ def _fit_detector(model: Model, data: DetectionData, config: TrainConfig, curren
     if config.image_size is not None:
         if isinstance(model.module, SSD):
             raise UnsupportedError(f"{model.name} detects at a fixed size: leave image_size out.")
-        model.module.transform.min_size = (config.image_size,)
-        model.module.transform.max_size = config.image_size
+        transform: Any = model.module.transform
+        transform.min_size, transform.max_size = (config.image_size,), config.image_size
         kwargs |= {"min_size": config.image_size, "max_size": config.image_size}
     if current != count:
         log.info("replacing the %d-class predictor of %s with a %d-class one", current, model.name, count)
@@ -235,7 +235,7 @@ class _Run:
 
         cfg = self.config
         generator = torch.Generator().manual_seed(cfg.seed or 0)
-        loader = DataLoader(
+        loader: Any = DataLoader(
             _Samples(self.train.samples),  # type: ignore[arg-type]
             batch_size=cfg.batch_size,
             shuffle=True,
@@ -275,7 +275,8 @@ class _Run:
         import torch
 
         cfg = self.config
-        decay, no_decay = [], []
+        decay: list[torch.nn.Parameter] = []
+        no_decay: list[torch.nn.Parameter] = []
         for name, param in self.module.named_parameters():
             if trainable[name]:
                 (no_decay if param.ndim <= 1 else decay).append(param)
@@ -398,7 +399,8 @@ class _Run:
         from zoo.train.state import BEST_NAME, save_model
 
         self.epochs.append(metrics)
-        self.monitor = "val_map" if metrics.val_map is not None else "val_loss" if metrics.val_loss is not None else "epoch"
+        has_loss = metrics.val_loss is not None
+        self.monitor = "val_map" if metrics.val_map is not None else "val_loss" if has_loss else "epoch"
         score = _score(self.monitor, metrics)
         if self.best is None or score > self.best[0]:
             self.best = (score, metrics.epoch)
@@ -457,7 +459,7 @@ def _score(monitor: str, metrics: EpochMetrics) -> tuple[float, ...]:
     return (float(metrics.epoch),)
 
 
-def _predictor(module: torch.nn.Module) -> torch.nn.Module:
+def _predictor(module: Any) -> torch.nn.Module:
     """The detector's class predictor: the module `replace_box_predictor` swaps."""
     from torchvision.models.detection import FasterRCNN
 
@@ -491,4 +493,3 @@ def _flip(images: list[Any], targets: list[Any], generator: torch.Generator) -> 
 
 def _since(start: float) -> float:
     return max(time.perf_counter() - start, 1e-9)
-

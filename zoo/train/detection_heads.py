@@ -97,13 +97,14 @@ def _conv_like(old: torch.nn.Conv2d, classes: int, new_classes: int, init: str) 
         old.in_channels, anchors * new_classes, old.kernel_size, old.stride, old.padding,  # type: ignore[arg-type]
         bias=old.bias is not None,
     ).to(old.weight.device, old.weight.dtype)  # fmt: skip
+    bias = conv.bias if conv.bias is not None else torch.empty(0)
     if init == "prior":  # RetinaNet / FCOS: a 1% prior probability for every class
         torch.nn.init.normal_(conv.weight, std=0.01)
-        torch.nn.init.constant_(conv.bias, -math.log((1 - 0.01) / 0.01))
+        torch.nn.init.constant_(bias, -math.log((1 - 0.01) / 0.01))
     elif init == "xavier":
         torch.nn.init.xavier_uniform_(conv.weight)
-        torch.nn.init.constant_(conv.bias, 0.0)
+        torch.nn.init.constant_(bias, 0.0)
     else:
         torch.nn.init.normal_(conv.weight, mean=0.0, std=0.03)
-        torch.nn.init.constant_(conv.bias, 0.0)
+        torch.nn.init.constant_(bias, 0.0)
     return conv
