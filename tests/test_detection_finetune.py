@@ -285,6 +285,8 @@ def test_finetune_refuses_bad_data_and_models_leaving_no_run_folder(coco: Path, 
     classifier = zoo.load("lenet5:none", device="cpu")
     with pytest.raises(zoo.UnsupportedError, match="Cannot fine-tune a LeNet5 on boxes"):
         finetune_detection(classifier, coco)
+    with pytest.raises(zoo.UnsupportedError, match=r"holds boxes .* \(image-classification\) does not detect"):
+        classifier.finetune(coco, epochs=1)
     assert zoo.capabilities(MODEL).finetune and not zoo.capabilities("maskrcnn_resnet50_fpn").finetune
     result = CliRunner().invoke(cli, ["finetune", "maskrcnn_resnet50_fpn", str(coco), "--device", "cpu"])
     assert result.exit_code == 1 and result.output.count("\n") == 1, result.output

@@ -14,12 +14,13 @@ import contextlib
 import logging
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.errors import InputError, UnsupportedError
+from zoo.errors import InputError, RandomWeightsWarning, UnsupportedError
 from zoo.train.config import TrainConfig
 from zoo.train.detection_data import DetectionData, DetectionSample, is_detection_path, read_detection
 from zoo.train.history import EpochMetrics, History
@@ -386,7 +387,9 @@ class _Run:
         from zoo.evaluate.detection import evaluate_detection
 
         try:
-            result = evaluate_detection(self.model, self.val_source, batch_size=self.config.batch_size)  # type: ignore[arg-type]
+            with warnings.catch_warnings():  # a model trained from random weights is being trained: no warning
+                warnings.simplefilter("ignore", RandomWeightsWarning)
+                result = evaluate_detection(self.model, self.val_source, batch_size=self.config.batch_size)  # type: ignore[arg-type]
         except UnsupportedError as exc:  # faster-coco-eval missing: the run goes on by validation loss
             log.warning("no validation mAP: %s", exc)
             return None, None
