@@ -305,3 +305,47 @@ def test_a_pretrained_layout_with_new_classes_builds_and_reloads(tmp_path: Path)
     again = zoo.load(str(model.save(tmp_path / "tuned.safetensors")), device="cpu")
     assert again.builder_kwargs == {"layout": "COCO_V1", "num_classes": 3} and again.labels == model.labels
     assert all(torch.equal(v, again.module.state_dict()[k]) for k, v in model.module.state_dict().items())
+
+
+def _tiny_detector(kind: str, num_classes: int) -> Any:
+    """A few-KB torchvision RetinaNet, FCOS, SSD or SSDlite on a one-convolution backbone."""
+    from torch import nn
+    from torchvision.models.detection import FCOS, RetinaNet
+    from torchvision.models.detection.anchor_utils import AnchorGenerator, DefaultBoxGenerator
+    from torchvision.models.detection.ssd import SSD
+    from torchvision.models.detection.ssdlite import SSDLiteHead
+
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Conv2d(3, 32, 3, stride=8, padding=1), nn.ReLU())
+    backbone.out_channels = [32] if kind == "ssd" else 32  # type: ignore[assignment]  # FCOS: GroupNorm(32, ...)
+    if kind == "retinanet":
+        anchors = AnchorGenerator(((16,),), ((1.0,),))
+        return RetinaNet(backbone, num_classes, anchor_generator=anchors, min_size=64, max_size=64)
+    if kind == "fcos":
+        return FCOS(
+            backbone, num_classes, anchor_generator=AnchorGenerator(((8,),), ((1.0,),)), min_size=64, max_size=64
+        )
+    boxes = DefaultBoxGenerator([[2]])
+    head = (
+        SSDLiteHead([32], boxes.num_anchors_per_location(), num_classes, nn.BatchNorm2d) if kind == "ssdlite" else None
+    )
+    return SSD(backbone, boxes, (64, 64), num_classes, head=head)
+
+
+@pytest.mark.parametrize("kind", ["retinanet", "fcos", "ssd", "ssdlite"])
+def test_one_stage_detectors_get_a_class_predictor_for_the_new_classes(kind: str) -> None:
+    from zoo.ext import box_classes, replace_box_predictor
+
+    model = _tiny_detector(kind, 91)
+    assert box_classes(model) == 91
+    replace_box_predictor(model, 3, seed=0)
+    assert box_classes(model) == 3
+    _tiny_detector(kind, 3).load_state_dict(model.state_dict())  # the layout a 3-class build has: it reloads
+    model.train()
+    images = [torch.rand(3, 64, 64), torch.rand(3, 64, 64)]
+    targets = [{"boxes": torch.tensor([[8.0, 8.0, 40.0, 40.0]]), "labels": torch.tensor([2])}] * 2
+    losses = model(images, targets)
+    assert all(torch.isfinite(v) for v in losses.values())
+    model.eval()
+    with torch.no_grad():
+        assert all(0 <= int(label) < 3 for out in model(images) for label in out["labels"])
