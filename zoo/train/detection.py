@@ -307,7 +307,7 @@ class _Run:
         import torch
 
         loss_sum, count, start = 0.0, 0, time.perf_counter()
-        for images, targets in loader:
+        for step, (images, targets) in enumerate(loader, 1):
             if self.config.augments:
                 images, targets = _flip(images, targets, flips)
             images = [image.to(self.device) for image in images]
@@ -323,7 +323,7 @@ class _Run:
             scheduler.step()
             count += len(images)
             loss_sum += float(loss.detach()) * len(images)
-            reporter.step(len(self.epochs) * len(loader) + count, float(loss.detach()), count / _since(start))
+            reporter.step(epoch * len(loader) + step, float(loss.detach()), count / _since(start))
         train_seconds = _since(start)
         val_loss, val_map, val_map50 = self._validate() if self.val is not None else (None, None, None)
         return EpochMetrics(
