@@ -17,6 +17,7 @@ What is here:
 - tensors from files: `read_state_dict` (safetensors or a pickled state_dict, never running code),
   `read_pickle` and `module_state_dict` (any `torch.save` file read without running pickled code),
   `load_state_dict_into`, `untie`;
+- torchvision detectors: `replace_box_predictor` (a new class count, as fine-tuning gives one) and `box_classes`;
 - images and results: `collect_images`, `decode`, `preprocess_batch`, `normalize_batch`, `resize_crop`,
   `check_size`, `ImageItem`, result types, `progress_bar`;
 - the store: `get_store` (`Store.fetch`, `Store.derive`), `CacheEntry`, `hash_file`, GitHub archives
@@ -88,6 +89,7 @@ if TYPE_CHECKING:  # what documentation tools and type checkers see; at run time
     from zoo.store.cache import hash_file
     from zoo.store.github import archive_artifact, cached_ref, repo_snapshot
     from zoo.tasks.base import Task, TaskCapabilities
+    from zoo.train.detection_heads import box_classes, replace_box_predictor
     from zoo.trust import check as check_trust
 
 __all__ = [
@@ -130,6 +132,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "backend_dirs",
+    "box_classes",
     "build_model",
     "cache_root",
     "cached_ref",
@@ -153,6 +156,7 @@ __all__ = [
     "progress_bar",
     "read_pickle",
     "read_state_dict",
+    "replace_box_predictor",
     "repo_snapshot",
     "resize_crop",
     "resolve_device",
@@ -206,6 +210,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "zoo.store.cache": ("hash_file",),
     "zoo.store.github": ("archive_artifact", "cached_ref", "repo_snapshot"),
     "zoo.tasks.base": ("Task", "TaskCapabilities"),
+    "zoo.train.detection_heads": ("box_classes", "replace_box_predictor"),
 }
 #: Names that differ from the attribute they stand for: `(module, attribute)`.
 _RENAMED: dict[str, tuple[str, str]] = {
@@ -215,7 +220,7 @@ _RENAMED: dict[str, tuple[str, str]] = {
 }
 _ORIGINS = {name: (module, name) for module, names in _MODULES.items() for name in names} | _RENAMED
 
-EXT_API_VERSION: tuple[int, int] = (1, 0)
+EXT_API_VERSION: tuple[int, int] = (1, 1)
 """The version of this surface, `(major, minor)`: see the version policy above."""
 
 

@@ -329,7 +329,8 @@ class Model:
         replaced when the data has another number of classes. See `zoo.train.finetune` for the data
         kinds and every option (`epochs`, `lr`, `batch_size`, `strategy`, `out`, `resume`, `seed`, ...).
         The task's declared hook (`Task.finetune`) does the training: a task with a trainer of its own
-        (ultralytics models, `finetune(data="data.yaml", epochs=3, imgsz=640)`) trains its way instead.
+        (ultralytics models, `finetune(data="data.yaml", epochs=3, imgsz=640)`) trains its way instead; a
+        torchvision detector trains on a COCO-json file or a YOLO folder (`zoo.train.detection`).
 
         Raises:
             UnsupportedError: the model's task declares no `finetune` capability.
@@ -343,6 +344,10 @@ class Model:
             from zoo.train import finetune
 
             return finetune(self, train, val, **options)
+        if type(task).finetune is Task.finetune and task.swaps_box_predictor:  # zoo's detection loop
+            from zoo.train.detection import finetune_detection
+
+            return finetune_detection(self, train, val, **options)
         return task.finetune(train, val, **options)
 
     def evaluate(self, data: Any, **options: Any) -> ClassificationEvaluation | DetectionEvaluation:

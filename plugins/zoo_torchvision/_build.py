@@ -23,6 +23,8 @@ StateDict = dict[str, Any]
 #: The quantized engines torchvision's `quantize_model` configures.
 QUANTIZED_ENGINES = ("fbgemm", "qnnpack")
 StateDictHook = Callable[[StateDict], StateDict]
+#: The module of torchvision's detection builders (the ones whose class predictor zoo can swap).
+_DETECTION = "torchvision.models.detection"
 
 #: torchvision's own pattern (`torchvision.models.densenet._load_state_dict`): the published DenseNet files
 #: name `norm.1`, `relu.1`, `conv.1`, ... what the modules now call `norm1`, `relu1`, `conv1`, ...
@@ -64,12 +66,31 @@ def build(
     weights = None
     if layout is not None:
         weights = _weights_member(get_model_weights(name), layout, name)
+    classes = _other_class_count(name, weights, kwargs)
     with contextlib.ExitStack() as stack:
         if torch.get_default_device().type == "meta":
             stack.enter_context(parameters_on_meta())
         if weights is not None:
             stack.enter_context(_loading_nothing())
-        return get_model(name, weights=weights, **kwargs)
+        module = get_model(name, weights=weights, **kwargs)
+        if classes is not None:  # a fine-tuned detector: the pretrained layout with its own class predictor
+            from zoo.ext import replace_box_predictor
+
+            replace_box_predictor(module, classes)
+        return module
+
+
+def _other_class_count(name: str, weights: Any, kwargs: dict[str, Any]) -> int | None:
+    """The `num_classes` of a detector built in a weights layout with another class count (popped from `kwargs`:
+    torchvision's builders refuse it with weights), or None."""
+    from torchvision.models import get_model_builder
+
+    classes = kwargs.get("num_classes")
+    if weights is None or classes is None or not get_model_builder(name).__module__.startswith(_DETECTION):
+        return None
+    if classes == len(weights.meta.get("categories") or ()):
+        return None
+    return int(kwargs.pop("num_classes"))
 
 
 def _weights_member(enum: Any, tag: str, name: str) -> Any:

@@ -24,7 +24,7 @@ def _val(value: str | None) -> str | float | None:
 @click.command("finetune")
 @click.argument("name")
 @click.argument("data")
-@click.option("--val", "val", help="Validation ImageFolder, or a fraction of DATA to hold out (e.g. 0.2).")
+@click.option("--val", "val", help="Validation data of DATA's kind, or a fraction of DATA to hold out (e.g. 0.2).")
 @click.option("--epochs", default=3, show_default=True, help="Epochs to train (in total, when resuming).")
 @click.option("--lr", type=float, help="Learning rate [default: by strategy, see the fine-tuning guide].")
 @click.option("-b", "--batch-size", default=32, show_default=True, help="Images per step and process.")
@@ -91,6 +91,9 @@ def finetune_cmd(
     patience: int | None,
 ) -> None:
     """Fine-tune model NAME on DATA (an ImageFolder: DATA/<class>/<image>) and save the best checkpoint.
+
+    A torchvision detector trains on boxes instead: DATA is a COCO annotations .json file or a YOLO folder
+    (images/ and labels/, or their train/ and val/ subfolders, with data.yaml naming the classes).
 
     Prints each epoch's metrics and the checkpoint's path. The same command under
     `torchrun --nproc_per_node N -m zoo finetune ...` trains data-parallel.

@@ -205,12 +205,15 @@ def _coco(path: Path) -> tuple[dict[str, Any], list[tuple[Path, int]]]:
     return gt, files
 
 
-def _yolo(root: Path, labels: Sequence[str] | None) -> tuple[dict[str, Any], list[tuple[Path, int]]]:
+def _yolo(
+    root: Path, labels: Sequence[str] | None, *, split: str = "val"
+) -> tuple[dict[str, Any], list[tuple[Path, int]]]:
+    """A YOLO folder as a COCO-style dict; with `split/` subfolders in images/ and labels/, those are read."""
     if not (root / "images").is_dir() or not (root / "labels").is_dir():
         raise InputError(f"{root} is neither a COCO .json file nor a YOLO folder with images/ and labels/.")
     images, label_dir = root / "images", root / "labels"
-    if (images / "val").is_dir() and (label_dir / "val").is_dir():
-        images, label_dir = images / "val", label_dir / "val"
+    if (images / split).is_dir() and (label_dir / split).is_dir():
+        images, label_dir = images / split, label_dir / split
     names = _yolo_names(root) or list(labels or ())
     if not names:
         raise InputError(f"{root} names no classes (data.yaml or classes.txt) and the model has no labels.")

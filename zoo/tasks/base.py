@@ -89,11 +89,14 @@ class Task:
         warns_random_weights: True when `predict` warns (`RandomWeightsWarning`) for a model loaded without
             weights; tasks that only run a module's raw forward leave it False.
         predicts: `predict` runs the model (True unless a task only trains or exports).
-        finetunes: `Model.finetune` / `zoo finetune` train it: by zoo's classifier loop when `swaps_head`,
-            else by the task's own `finetune` method, which it must then override.
+        finetunes: `Model.finetune` / `zoo finetune` train it: by zoo's classifier loop when `swaps_head`, by
+            zoo's detection loop when `swaps_box_predictor`, else by the task's own `finetune` method, which it
+            must then override.
         evaluates: labelled data scores it (`Model.evaluate`, `zoo eval`; validation during fine-tuning).
         swaps_head: it classifies through a head (found from `ModelSpec.head`) that zoo replaces for a
             new label set: `num_classes=` on pretrained weights, or training data with another class count.
+        swaps_box_predictor: it detects with a torchvision detector whose class predictor zoo's detection loop
+            replaces for a dataset's classes (`zoo.train.detection`, COCO-json or YOLO-format boxes).
         hub_pipeline: the Hugging Face Hub `pipeline_tag` of its models' cards (`image-classification`),
             or None for none.
         exports_itself: `Model.export` calls the task's own `export` (the backend's exporter) instead of
@@ -108,6 +111,7 @@ class Task:
     finetunes: ClassVar[bool] = False
     evaluates: ClassVar[bool] = False
     swaps_head: ClassVar[bool] = False
+    swaps_box_predictor: ClassVar[bool] = False
     hub_pipeline: ClassVar[str | None] = None
     exports_itself: ClassVar[bool] = False
 
@@ -171,5 +175,5 @@ class Task:
         self.capabilities(self.model.spec.task).require("finetune", self.model.name)
         raise PluginError(
             f"Task {type(self).__name__} declares finetunes = True but has no trainer: set swaps_head = True "
-            f"(zoo's classifier loop) or override Task.finetune."
+            f"(zoo's classifier loop), swaps_box_predictor = True (its detection loop) or override Task.finetune."
         )

@@ -36,12 +36,17 @@ class TorchvisionDetection(Task):
     options = frozenset({"conf", "classes", "max_det", "batch_size", "on_error"})
     plots = True
     evaluates = True  # COCO mAP on a COCO-json file or a YOLO folder (`zoo.evaluate`)
+    finetunes = True  # on a COCO-json file or a YOLO folder, with a new class predictor (`zoo.train.detection`)
+    swaps_box_predictor = True
 
     @classmethod
     def capabilities(cls, task: str | None = None) -> TaskCapabilities:
         """The declared capabilities, with the Hub pipeline tag of the task served as `task`."""
         tags = {"object-detection": "object-detection", "instance-segmentation": "image-segmentation"}
-        return replace(super().capabilities(task), hub_pipeline=tags.get(task or ""))
+        boxes_only = task in (None, cls.name)  # Mask / Keypoint R-CNN need masks or keypoints to train
+        return replace(
+            super().capabilities(task), hub_pipeline=tags.get(task or ""), finetune=cls.finetunes and boxes_only
+        )
 
     warns_random_weights = True
 

@@ -78,6 +78,7 @@ def finetune(
 
     config = _config(epochs=epochs, lr=lr, batch_size=batch_size, strategy=strategy, **options)
     type(model.task).capabilities(model.spec.task).require("head", model.name)  # zoo's loop trains classifier heads
+    _refuse_boxes(model, train)
     target = resolve_device(device) if device is not None else model.device
     with dist.session(target) as (info, target):
         split = load_data(train, val, labels=labels, val_split=config.val_split, seed=config.seed or 0)
@@ -95,6 +96,17 @@ def finetune(
             model.replace_info(**changes)
         _final_checkpoint(trainer, split)
     return model
+
+
+def _refuse_boxes(model: Model, train: Any) -> None:
+    """A classifier given detection data (a COCO .json file, a YOLO folder): say which models train on boxes."""
+    from zoo.train.detection_data import is_detection_path
+
+    if is_detection_path(train):
+        raise UnsupportedError(
+            f"{train} holds boxes (COCO json or YOLO labels) and {model.name} ({model.spec.task}) does not detect: "
+            "fine-tune a detector on it (zoo list --task object-detection)."
+        )
 
 
 def _config(**options: Any) -> TrainConfig:

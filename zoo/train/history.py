@@ -16,7 +16,7 @@ class EpochMetrics:
     Attributes:
         epoch: 1-based epoch number.
         train_loss: mean training loss (with label smoothing).
-        train_top1: training top-1 accuracy on the augmented images, in [0, 1].
+        train_top1: training top-1 accuracy on the augmented images, in [0, 1] (None for a detector).
         val_loss: mean validation cross-entropy, or None without validation data.
         val_top1: validation top-1 accuracy, or None.
         val_top5: validation top-5 accuracy (top-k for fewer than 5 classes), or None.
@@ -25,11 +25,13 @@ class EpochMetrics:
         seconds: wall time of the epoch, validation included.
         skipped: unreadable images skipped this epoch.
         phase: "head" while the backbone is frozen, else "all".
+        val_map: a detector's COCO mAP@[.5:.95] on the validation data, or None.
+        val_map50: a detector's COCO mAP@.5 on the validation data, or None.
     """
 
     epoch: int
     train_loss: float
-    train_top1: float
+    train_top1: float | None
     val_loss: float | None
     val_top1: float | None
     val_top5: float | None
@@ -38,6 +40,8 @@ class EpochMetrics:
     seconds: float
     skipped: int = 0
     phase: str = "all"
+    val_map: float | None = None
+    val_map50: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -48,9 +52,14 @@ class EpochMetrics:
         return getattr(self, name)
 
     def __str__(self) -> str:
-        parts = [f"epoch {self.epoch}", f"loss {self.train_loss:.4f}", f"acc {self.train_top1:.3f}"]
+        parts = [f"epoch {self.epoch}", f"loss {self.train_loss:.4f}"]
+        parts += [f"acc {self.train_top1:.3f}"] if self.train_top1 is not None else []
         if self.val_loss is not None:
-            parts += [f"val_loss {self.val_loss:.4f}", f"val_top1 {self.val_top1:.3f}", f"val_top5 {self.val_top5:.3f}"]
+            parts.append(f"val_loss {self.val_loss:.4f}")
+        if self.val_top1 is not None:
+            parts += [f"val_top1 {self.val_top1:.3f}", f"val_top5 {self.val_top5:.3f}"]
+        if self.val_map is not None:
+            parts += [f"val_mAP {self.val_map:.4f}", f"val_mAP50 {self.val_map50:.4f}"]
         parts += [f"lr {self.lr:.2e}", f"{self.images_per_s:.1f} img/s", f"{self.seconds:.1f}s"]
         if self.skipped:
             parts.append(f"{self.skipped} unreadable skipped")

@@ -56,7 +56,8 @@ class Reporter:
         log.info("%s", metrics)
         if self._writer is None:
             return
-        for name in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr", "images_per_s"):
+        names = ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "val_map", "val_map50", "lr")
+        for name in (*names, "images_per_s"):
             value = metrics.value(name)
             if value is not None:
                 group, _, key = name.partition("_")

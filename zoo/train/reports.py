@@ -20,8 +20,9 @@ RESULTS_NAME = "results.csv"
 CURVES_NAME = "curves.png"
 CONFUSION_NAME = "confusion_matrix.png"
 PER_CLASS_NAME = "per_class.csv"
-#: The series drawn in `curves.png` (losses in one panel, accuracies in another, the learning rate in a third).
-CURVES = ("train_loss", "val_loss", "train_top1", "val_top1", "val_top5", "lr")
+#: The series drawn in `curves.png` (losses in one panel, accuracies and mAPs in another, the learning rate in a
+#: third); a series without values (a detector's top-1, a classifier's mAP) is left out.
+CURVES = ("train_loss", "val_loss", "train_top1", "val_top1", "val_top5", "val_map", "val_map50", "lr")
 
 
 def results_csv(history: History) -> str:
