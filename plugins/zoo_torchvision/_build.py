@@ -47,9 +47,10 @@ def build(
         layout: a weights tag of the model (`COCO_V1`): build the module exactly as torchvision's builder does
             for those weights (a detector then has frozen batch norm, with the eps those weights need) but
             load nothing. None builds the randomly initialised layout (`weights=None`).
-        quantize: build the quantized model (`torchvision.models.quantization`): CPU only, and it sets
-            `torch.backends.quantized.engine` to `backend` for the process (the engine the packed weights and
-            the quantized kernels must agree on), as torchvision's `quantize_model` does.
+        quantize: build the quantized model (`torchvision.models.quantization`), on the CPU (also under a meta
+            default device): it sets `torch.backends.quantized.engine` to `backend` for the process (the engine
+            the packed weights and the quantized kernels must agree on), as torchvision's `quantize_model` does,
+            and again before each forward of this model.
         backend: the quantized engine, `fbgemm` (x86) or `qnnpack` (ARM), the two torchvision's quantization
             configures; default `fbgemm` where this PyTorch has it, else `qnnpack`.
         **kwargs: builder arguments (a weights tag's `builder_kwargs` plus the user's).
@@ -57,19 +58,37 @@ def build(
     import torch
     from torchvision.models import get_model, get_model_builder, get_model_weights
 
+    engine = None
     if quantize:
-        kwargs.update(quantize=True, backend=_quantized_engine(backend))
+        engine = _quantized_engine(backend)
+        kwargs.update(quantize=True, backend=engine)
     if "weights_backbone" in inspect.signature(get_model_builder(name)).parameters:
         kwargs.setdefault("weights_backbone", None)
     weights = None
     if layout is not None:
         weights = _weights_member(get_model_weights(name), layout, name)
     with contextlib.ExitStack() as stack:
-        if torch.get_default_device().type == "meta":
+        if engine is not None:  # int8 modules live on the CPU only, and their builder calibrates with a forward
+            stack.enter_context(torch.device("cpu"))
+        elif torch.get_default_device().type == "meta":
             stack.enter_context(parameters_on_meta())
         if weights is not None:
             stack.enter_context(_loading_nothing())
-        return get_model(name, weights=weights, **kwargs)
+        module = get_model(name, weights=weights, **kwargs)
+    if engine is not None:
+        module.register_forward_pre_hook(partial(_use_engine, engine))
+    return module
+
+
+def _use_engine(engine: str, module: Any, args: Any) -> None:
+    """Forward pre-hook of a quantized model: run with the engine its weights were packed for.
+
+    `torch.backends.quantized.engine` is global; a model of the other engine loaded since would otherwise
+    leave this one running kernels that do not match its packed weights.
+    """
+    import torch
+
+    torch.backends.quantized.engine = engine
 
 
 def _weights_member(enum: Any, tag: str, name: str) -> Any:
