@@ -50,32 +50,13 @@ def build_model(
         UnsupportedError: the device is not available here.
     """
     from zoo.checkpoint import build_module
+    from zoo.checkpoint.quantized import device_for
     from zoo.device import place_module, resolve_device
 
     info = info if info is not None else ModelInfo.for_spec(spec)
     target = resolve_device(device)
     state_path = Path(weights_file) if weights_file is not None else None
     module = build_module(spec.builder, thaw(info.builder_kwargs), state_path)
-    target = _quantized_on_cpu(spec.name, module, device, target)
+    target = device_for(spec.name, module, device, target)
     return Model(place_module(module, target), spec, info=info, device=target)
 
-
-def _quantized_on_cpu(
-    name: str, module: torch.nn.Module, asked: str | torch.device | None, target: torch.device
-) -> torch.device:
-    """The CPU for a quantized (int8) module, whose kernels PyTorch has only there: "auto" picks it, and an
-    explicit other device is an `UnsupportedError`."""
-    from zoo.checkpoint.quantized import is_quantized_module
-
-    if target.type == "cpu" or not is_quantized_module(module):
-        return target
-    import torch
-
-    if asked is None or (isinstance(asked, str) and asked == "auto"):
-        return torch.device("cpu")
-    from zoo.errors import UnsupportedError
-
-    raise UnsupportedError(
-        f"{name} is a quantized (int8) model and PyTorch runs those on the CPU only, not {str(target)!r}: "
-        f"load it with device='cpu' (--device cpu)."
-    )

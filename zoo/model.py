@@ -202,9 +202,10 @@ class Model:
 
     def to(self, device: str | torch.device) -> Model:
         """Move the module to another device ("auto", "cpu", "cuda:1", ...); returns self."""
+        from zoo.checkpoint.quantized import device_for
         from zoo.device import resolve_device
 
-        self._device = resolve_device(device)
+        self._device = device_for(self.name, self.module, device, resolve_device(device))
         self.module.to(self._device)
         return self
 

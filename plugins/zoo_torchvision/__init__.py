@@ -14,8 +14,8 @@ like any other (`zoo.load("quantized_mobilenet_v2")`, `zoo.load("quantized_resne
 `.pth` file is read without running pickled code and converted once to safetensors (quantized tensors as their int
 values plus scales and zero points, see `zoo.checkpoint.quantized`), then rebuilt exactly into the module
 torchvision's builder makes with `quantize=True`. They run on the CPU only, with the engine of their weights tag
-(`fbgemm` or `qnnpack`, `spec.meta["quantized_engines"]`; `backend=` picks another), which the model sets in
-`torch.backends.quantized.engine` when built and before each forward. `name:none` with `quantize=True` builds the
+(`fbgemm` or `qnnpack`, `spec.meta["quantized_engines"]`; `backend=` picks another), set in
+`torch.backends.quantized.engine` when the model is built. `name:none` with `quantize=True` builds the
 quantized structure without weights.
 """
 

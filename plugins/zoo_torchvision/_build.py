@@ -49,8 +49,7 @@ def build(
             load nothing. None builds the randomly initialised layout (`weights=None`).
         quantize: build the quantized model (`torchvision.models.quantization`), on the CPU (also under a meta
             default device): it sets `torch.backends.quantized.engine` to `backend` for the process (the engine
-            the packed weights and the quantized kernels must agree on), as torchvision's `quantize_model` does,
-            and again before each forward of this model.
+            the packed weights and the quantized kernels must agree on), as torchvision's `quantize_model` does.
         backend: the quantized engine, `fbgemm` (x86) or `qnnpack` (ARM), the two torchvision's quantization
             configures; default `fbgemm` where this PyTorch has it, else `qnnpack`.
         **kwargs: builder arguments (a weights tag's `builder_kwargs` plus the user's).
@@ -74,21 +73,7 @@ def build(
             stack.enter_context(parameters_on_meta())
         if weights is not None:
             stack.enter_context(_loading_nothing())
-        module = get_model(name, weights=weights, **kwargs)
-    if engine is not None:
-        module.register_forward_pre_hook(partial(_use_engine, engine))
-    return module
-
-
-def _use_engine(engine: str, module: Any, args: Any) -> None:
-    """Forward pre-hook of a quantized model: run with the engine its weights were packed for.
-
-    `torch.backends.quantized.engine` is global; a model of the other engine loaded since would otherwise
-    leave this one running kernels that do not match its packed weights.
-    """
-    import torch
-
-    torch.backends.quantized.engine = engine
+        return get_model(name, weights=weights, **kwargs)
 
 
 def _weights_member(enum: Any, tag: str, name: str) -> Any:

@@ -33,7 +33,7 @@ from zoo.errors import InputError, UnsupportedError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["HEADER_KEY", "decode", "encode", "is_quantized_module", "is_quantized_state"]
+__all__ = ["HEADER_KEY", "decode", "device_for", "encode", "is_quantized_module", "is_quantized_state"]
 
 #: safetensors header key holding the quantized layout as JSON.
 HEADER_KEY = "zoo.quantized"
@@ -49,6 +49,27 @@ _VALUE_DTYPES = ("qint8", "quint8", "qint32", "float16", "bfloat16", "float32")
 def is_quantized_module(module: torch.nn.Module) -> bool:
     """True when `module` holds quantized layers (`torch.ao.nn.quantized`, static or dynamic): CPU-only kernels."""
     return any(type(m).__module__.startswith(("torch.ao.nn.quantized", "torch.nn.quantized")) for m in module.modules())
+
+
+def device_for(
+    name: str, module: torch.nn.Module, asked: str | torch.device | None, target: torch.device
+) -> torch.device:
+    """The device for `module`, resolved from the request `asked` as `target`: the CPU for a quantized module,
+    whose kernels PyTorch has only there ("auto" picks it).
+
+    Raises:
+        UnsupportedError: a quantized module and another device asked for explicitly.
+    """
+    import torch
+
+    if target.type == "cpu" or not is_quantized_module(module):
+        return target
+    if asked is None or (isinstance(asked, str) and asked == "auto"):
+        return torch.device("cpu")
+    raise UnsupportedError(
+        f"{name} is a quantized (int8) model and PyTorch runs those on the CPU only, not {str(target)!r}: "
+        f"load it with device='cpu' (--device cpu)."
+    )
 
 
 def is_quantized_state(obj: Any) -> bool:
