@@ -35,8 +35,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     if not (ASSETS / "MANIFEST.md").is_file():
         pytest.skip("../shared/assets is not present")
     import torch
-    from torchvision.models.quantization import MobileNet_V2_QuantizedWeights
-    from torchvision.models.quantization import mobilenet_v2
+    from torchvision.models.quantization import MobileNet_V2_QuantizedWeights, mobilenet_v2
 
     before = torch.backends.quantized.engine
     torch.backends.quantized.engine = "qnnpack"
@@ -161,6 +160,8 @@ def test_published_weights_load_through_the_mirror_like_torchvision(
     assert file_server.paths() == [UPSTREAM] and converted.stat().st_mtime_ns == stamp
     with torch.inference_mode():
         assert torch.equal(again(batch), logits)
+    with pytest.raises(zoo.UnsupportedError, match="quantized .* head cannot be replaced"):
+        zoo.load(NAME, num_classes=10, device="cpu")  # a float head cannot take int8 activations
     # saved by zoo (self-describing), it reloads by path, exactly
     back = zoo.load(again.save(tmp_path / "q.safetensors"), device="cpu")
     _same_state(back.module.state_dict(), state)
@@ -192,6 +193,25 @@ def test_the_safe_reader_reads_the_published_file_exactly(published: tuple[Path,
     read = safe_pickle.load(path)
     _same_state(read, state)
     assert find_state_dict(read)[1]._metadata["classifier.1._packed_params"] == {"version": 3}
+
+
+def test_zoo_convert_writes_the_quantized_layout(published: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    """`zoo convert --dtype float16` casts the float tensors but keeps int values and float64 scales exact."""
+    import torch
+
+    from zoo.checkpoint import convert
+    from zoo.checkpoint.weights import _load_layout
+
+    path, state = published
+    done = convert(path, tmp_path / "q.safetensors", dtype="float16")
+    read = _load_layout(done.path)
+    assert read["features.0.0.bias"].dtype == torch.float16
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_quantized:
+            _same_quantized(read[key], value)
+    _same_quantized(
+        read["classifier.1._packed_params._packed_params"][0], state["classifier.1._packed_params._packed_params"][0]
+    )
 
 
 def test_round_trip_of_every_quantized_layout() -> None:

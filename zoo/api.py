@@ -117,6 +117,7 @@ def load_spec(
         from zoo.train.heads import num_outputs, replace_head
 
         if num_outputs(model.module, spec.head) != new_classes:
+            _check_float_head(spec, model.module, new_classes)
             replace_head(model.module, new_classes, head=spec.head)
             place_module(model.module, model.device)
         builder_kwargs = {**builder_kwargs, "num_classes": new_classes}
@@ -124,6 +125,18 @@ def load_spec(
             builder_kwargs=builder_kwargs, labels=labels if labels is not None else _labels(spec, tag, builder_kwargs)
         )
     return model
+
+
+def _check_float_head(spec: ModelSpec, module: torch.nn.Module, new_classes: int) -> None:
+    """Refuse a new head on a quantized (int8) model: a float head cannot take its int8 activations."""
+    from zoo.checkpoint.quantized import is_quantized_module
+
+    if is_quantized_module(module):
+        raise UnsupportedError(
+            f"{spec.name} is a quantized (int8) model: its head cannot be replaced for {new_classes} classes. "
+            f"Fine-tune the float model and quantize it with torch.ao.quantization, or load '{spec.name}:none' with "
+            f"num_classes={new_classes}."
+        )
 
 
 def _check_requires(spec: ModelSpec) -> None:

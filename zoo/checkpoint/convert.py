@@ -78,7 +78,9 @@ def convert(
     tensors, layout = flatten(found.tensors)
     if dtype is not None:
         target = getattr(torch, dtype)
-        tensors = {k: t.to(target) if t.is_floating_point() and k not in _scales(layout) else t for k, t in tensors.items()}
+        tensors = {
+            k: t.to(target) if t.is_floating_point() and k not in _scales(layout) else t for k, t in tensors.items()
+        }
     check_replaceable(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"format": "pt", "zoo.source": src.name, **layout}

@@ -5,14 +5,14 @@ with per-tensor or per-channel scales and zero points), a `torch.dtype` (`..._pa
 `Linear` layers, a `(weight, bias)` tuple (`..._packed_params._packed_params`). `encode` flattens those into
 plain tensors under a fixed naming scheme with one JSON header entry; `decode` rebuilds them bit for bit.
 
-Naming scheme, for a state_dict entry `K`:
+Naming scheme, for a state_dict entry `K` (the header entry is the JSON `zoo.quantized`):
 
-| entry `K` | safetensors tensors | header `zoo.quantized` |
-|---|---|---|
-| quantized tensor, per tensor | `K` (its `int_repr()`), `K.q_scale` (float64, shape `()`), `K.q_zero_point` (int64, `()`) | `tensors[K] = {"dtype": "qint8", "qscheme": "per_tensor_affine"}` |
-| quantized tensor, per channel | `K`, `K.q_scale` (float64, `(C,)`), `K.q_zero_point` (int64, `(C,)`) | `tensors[K] = {..., "qscheme": "per_channel_affine", "axis": 0}` |
-| tuple of tensors or None | `K.0`, `K.1`, ... (each encoded as above; a None has no tensor) | `tuples[K] = [true, false, ...]` (which are present) |
-| `torch.dtype` | none | `dtypes[K] = "qint8"` |
+- a quantized tensor: `K` holds its `int_repr()` (int8 / uint8 / int32), `K.q_scale` its scale(s) (float64, shape
+  `()` per tensor, `(C,)` per channel), `K.q_zero_point` its zero point(s) (int64, same shape); the header has
+  `tensors[K] = {"dtype": "qint8", "qscheme": "per_tensor_affine"}`, or `"per_channel_affine"` with `"axis": 0`;
+- a tuple of tensors or None (a `Linear`'s `_packed_params`): `K.0`, `K.1`, ... each as above, a None has no
+  tensor; the header has `tuples[K] = [true, false]` (which elements are present);
+- a `torch.dtype`: no tensor; the header has `dtypes[K] = "qint8"`.
 
 The header entry is `{"version": 1, "tensors": {...}, "tuples": {...}, "dtypes": {...}}`. It selects no code: only
 the quantized dtypes and the two affine schemes named above are understood, every name is looked up in a fixed
@@ -147,7 +147,7 @@ def _put(out: dict[str, Any], layout: dict[str, dict[str, Any]], key: str, tenso
         return
     qscheme, qdtype = str(tensor.qscheme()).removeprefix("torch."), str(tensor.dtype).removeprefix("torch.")
     if qscheme not in _QSCHEMES or qdtype not in _QDTYPES:
-        raise UnsupportedError(f"State entry {key!r} is quantized {qdtype} {qscheme}: zoo stores affine int8/int32 only.")
+        raise UnsupportedError(f"State entry {key!r} is quantized {qdtype} {qscheme}: zoo stores affine ones only.")
     entry: dict[str, Any] = {"dtype": qdtype, "qscheme": qscheme}
     out[key] = tensor.int_repr()
     if qscheme == "per_tensor_affine":
@@ -200,7 +200,7 @@ def decode(tensors: Mapping[str, torch.Tensor], header: Mapping[str, str], *, so
 def _parts(layout: Any, source: str) -> dict[str, dict[str, Any]]:
     parts = ("dtypes", "tensors", "tuples")
     if not isinstance(layout, dict) or layout.get("version") != VERSION or set(layout) != {"version", *parts}:
-        raise InputError(f"The {HEADER_KEY} metadata of {source} is not zoo's quantized layout {VERSION}: it is damaged.")
+        raise InputError(f"The {HEADER_KEY} metadata of {source} is not zoo's quantized layout {VERSION}: damaged.")
     if not all(isinstance(layout[p], dict) for p in parts):
         raise _damaged(source, "its entries")
     return {p: layout[p] for p in parts}
@@ -249,4 +249,3 @@ def _torch_dtype(name: str) -> torch.dtype:
 
 def _damaged(source: str, what: str) -> InputError:
     return InputError(f"The {HEADER_KEY} metadata of {source} does not match its tensors ({what}): it is damaged.")
-
