@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 import zoo
+import zoo.checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # torch deprecates the quantized dtypes
 NAME = "quantized_mobilenet_v2"
@@ -193,6 +194,40 @@ def test_the_safe_reader_reads_the_published_file_exactly(published: tuple[Path,
     read = safe_pickle.load(path)
     _same_state(read, state)
     assert find_state_dict(read)[1]._metadata["classifier.1._packed_params"] == {"version": 3}
+
+
+def test_fbgemm_per_channel_weights_load_on_the_cpu_only(file_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`quantized_resnet18:IMAGENET1K_FBGEMM_V1`: per-channel int8, fbgemm; a GPU is refused before the build."""
+    import torch
+    from torchvision.models.quantization import resnet18
+
+    from zoo import safe_pickle
+
+    reference = resnet18(weights=None, quantize=True, backend="fbgemm").eval()  # torchvision's own int8 module
+    state = reference.state_dict()
+    assert torch.per_channel_affine in {v.qscheme() for v in state.values() if getattr(v, "is_quantized", False)}
+    served = file_server.root / "models" / "quantized" / "resnet18_fbgemm_16fa66dd.pth"
+    served.parent.mkdir(parents=True)
+    torch.save(state, served)
+    _same_state(safe_pickle.load(served), state)  # the safe reader's per-channel scales and zero points
+    monkeypatch.setenv("ZOO_MIRRORS", f"https://download.pytorch.org={file_server.url}")
+    torch.backends.quantized.engine = "qnnpack"
+    with monkeypatch.context() as patched:
+        _fake_cuda(patched)
+        patched.setattr(zoo.checkpoint, "build_module", _no_build)
+        with pytest.raises(zoo.UnsupportedError, match=r"quantized \(int8\).*CPU only.*device='cpu'"):
+            zoo.load("quantized_resnet18:IMAGENET1K_FBGEMM_V1", device="cuda")
+    model = zoo.load("quantized_resnet18:IMAGENET1K_FBGEMM_V1", device="cpu")
+    assert torch.backends.quantized.engine == "fbgemm" and model.builder_kwargs["backend"] == "fbgemm"
+    _same_state(model.module.state_dict(), state)
+    x = torch.rand(2, 3, 160, 160, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        logits = reference(x)
+        assert torch.equal(model(x), logits) and logits.std() > 0
+
+
+def _no_build(*args: Any, **kwargs: Any) -> None:
+    raise AssertionError("the module was built before the device was refused")
 
 
 def test_zoo_convert_writes_the_quantized_layout(published: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:

@@ -51,12 +51,14 @@ def build_model(
         UnsupportedError: the device is not available here, or another than the CPU for a quantized module.
     """
     from zoo.checkpoint import build_module
-    from zoo.checkpoint.quantized import device_for
+    from zoo.checkpoint.quantized import device_for, is_quantized_file, is_quantized_module
     from zoo.device import place_module, resolve_device
 
     info = info if info is not None else ModelInfo.for_spec(spec)
     target = resolve_device(device)
     state_path = Path(weights_file) if weights_file is not None else None
+    if state_path is not None:  # int8 weights: refuse another device before paying the build
+        target = device_for(spec.name, is_quantized_file(state_path), device, target)
     module = build_module(spec.builder, thaw(info.builder_kwargs), state_path)
-    target = device_for(spec.name, module, device, target)
+    target = device_for(spec.name, is_quantized_module(module), device, target)
     return Model(place_module(module, target), spec, info=info, device=target)

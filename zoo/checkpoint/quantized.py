@@ -24,6 +24,7 @@ A state_dict without quantized entries is written unchanged (no header entry), s
 from __future__ import annotations
 
 import json
+import os
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -33,7 +34,15 @@ from zoo.errors import InputError, UnsupportedError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["HEADER_KEY", "decode", "device_for", "encode", "is_quantized_module", "is_quantized_state"]
+__all__ = [
+    "HEADER_KEY",
+    "decode",
+    "device_for",
+    "encode",
+    "is_quantized_file",
+    "is_quantized_module",
+    "is_quantized_state",
+]
 
 #: safetensors header key holding the quantized layout as JSON.
 HEADER_KEY = "zoo.quantized"
@@ -51,18 +60,34 @@ def is_quantized_module(module: torch.nn.Module) -> bool:
     return any(type(m).__module__.startswith(("torch.ao.nn.quantized", "torch.nn.quantized")) for m in module.modules())
 
 
-def device_for(
-    name: str, module: torch.nn.Module, asked: str | torch.device | None, target: torch.device
-) -> torch.device:
-    """The device for `module`, resolved from the request `asked` as `target`: the CPU for a quantized module,
-    whose kernels PyTorch has only there ("auto" picks it).
+def is_quantized_file(path: str | os.PathLike[str]) -> bool:
+    """True when a safetensors file holds a quantized state_dict (its header has the `zoo.quantized` entry);
+    False for any other file, damaged ones included (their load says what is wrong)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return HEADER_KEY in (f.metadata() or {})
+    except Exception:  # safetensors' own error type: not readable, reported by the load itself
+        return False
+
+
+def device_for(name: str, quantized: bool, asked: str | torch.device | None, target: torch.device) -> torch.device:
+    """The device for a model, resolved from the request `asked` as `target`: the CPU for a quantized one, whose
+    kernels PyTorch has only there ("auto" picks it).
+
+    Args:
+        name: the model, for the message.
+        quantized: whether the model is quantized (`is_quantized_module`, `is_quantized_file`).
+        asked: the device asked for ("auto", None, "cuda", ...).
+        target: `asked` resolved on this machine.
 
     Raises:
-        UnsupportedError: a quantized module and another device asked for explicitly.
+        UnsupportedError: a quantized model and another device asked for explicitly.
     """
     import torch
 
-    if target.type == "cpu" or not is_quantized_module(module):
+    if target.type == "cpu" or not quantized:
         return target
     if asked is None or (isinstance(asked, str) and asked == "auto"):
         return torch.device("cpu")
