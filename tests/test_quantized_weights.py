@@ -305,6 +305,19 @@ def test_a_damaged_quantized_header_is_an_input_error(change: Any, match: str) -
         decode(tensors, {HEADER_KEY: json.dumps(layout)}, source="w.safetensors")
 
 
+def test_a_per_channel_entry_needs_a_channel_axis() -> None:
+    import torch
+
+    from zoo.checkpoint.quantized import HEADER_KEY, decode
+
+    tensors = {"w": torch.tensor(3, dtype=torch.int8), "w.q_scale": torch.ones(1, dtype=torch.float64),
+               "w.q_zero_point": torch.zeros(1, dtype=torch.int64)}  # fmt: skip
+    layout = {"version": 1, "tensors": {"w": {"axis": 0, "dtype": "qint8", "qscheme": "per_channel_affine"}},
+              "tuples": {}, "dtypes": {}}  # fmt: skip
+    with pytest.raises(zoo.InputError, match="axis"):  # a 0-d tensor has no axis 0
+        decode(tensors, {HEADER_KEY: json.dumps(layout)}, source="w.safetensors")
+
+
 class _System:
     """Pickles as a call of `os.system`: what a malicious file would run."""
 
@@ -373,3 +386,56 @@ def test_a_gpu_request_for_a_quantized_model_fails_clearly(monkeypatch: pytest.M
     with pytest.raises(zoo.UnsupportedError, match=r"quantized \(int8\).*CPU only.*device='cpu'") as err:
         zoo.load("quantized_shufflenet_v2_x0_5:none", quantize=True, device="cuda")
     assert "\n" not in str(err.value)
+
+
+def test_fuzz_quantized_layouts_give_a_state_dict_or_an_input_error() -> None:
+    """Random `zoo.quantized` header entries and tensors: `decode` rebuilds or raises a one-line `ZooError`."""
+    import torch
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from tests.fuzz_settings import expect_zoo_errors, fuzz
+    from zoo.checkpoint.quantized import HEADER_KEY, decode
+
+    names = st.sampled_from(["w", "w.q_scale", "w.q_zero_point", "t", "t.0", "t.1", "d", "x"])
+    dtypes = st.sampled_from(["qint8", "quint8", "qint32", "qint8", "float64", "float32", "os.system", 3, None])
+    entry = st.fixed_dictionaries(
+        {"dtype": dtypes, "qscheme": st.sampled_from(["per_tensor_affine", "per_channel_affine", "x"])},
+        optional={"axis": st.integers(-1, 3) | st.just("0")},
+    )
+
+    def tensors_of(*kinds: Any) -> Any:  # mostly the dtype the layout expects, so the deep checks are reached
+        shapes = st.lists(st.integers(0, 3), max_size=3)
+        values = st.integers(-300, 300) | st.floats(allow_nan=True, allow_infinity=True)
+        return st.tuples(st.sampled_from(kinds), shapes, values).map(
+            lambda a: torch.full(a[1], float(a[2]), dtype=torch.float64).to(a[0])
+        )
+
+    ints = (torch.int8, torch.uint8, torch.int32, torch.float32)
+    tensors = st.fixed_dictionaries(
+        {},
+        optional={
+            "w": tensors_of(*ints),
+            "w.q_scale": tensors_of(torch.float64, torch.float64, torch.float32),
+            "w.q_zero_point": tensors_of(torch.int64, torch.int64, torch.int8),
+            "t.0": tensors_of(*ints),
+            "t.1": tensors_of(torch.float32),
+            "x": tensors_of(torch.float32),
+        },
+    )
+    entries = st.dictionaries(st.just("w"), entry, max_size=1) | st.dictionaries(names, entry | st.none(), max_size=3)
+    layout = st.fixed_dictionaries(
+        {
+            "version": st.sampled_from([1, 1, 1, 2, "1"]),
+            "tensors": entries,
+            "tuples": st.dictionaries(names, st.lists(st.booleans(), max_size=3) | st.integers(), max_size=2),
+            "dtypes": st.dictionaries(names, dtypes, max_size=2),
+        }
+    )
+
+    @fuzz(150)
+    @given(layout=layout, tensors=tensors)
+    def check(layout: dict[str, Any], tensors: dict[str, Any]) -> None:
+        expect_zoo_errors(lambda: decode(tensors, {HEADER_KEY: json.dumps(layout)}, source="f.safetensors"))
+
+    check()

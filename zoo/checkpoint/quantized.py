@@ -253,7 +253,7 @@ def _qtensor(left: dict[str, torch.Tensor], key: str, entry: Any, source: str) -
             raise _damaged(source, f"quantized entry {key!r}")
         return torch._make_per_tensor_quantized_tensor(values, float(scale), int(zero_point))
     axis = entry.get("axis")
-    if set(entry) != {"dtype", "qscheme", "axis"} or type(axis) is not int or not 0 <= axis < max(values.dim(), 1):
+    if set(entry) != {"dtype", "qscheme", "axis"} or type(axis) is not int or not 0 <= axis < values.dim():
         raise _damaged(source, f"the axis of quantized entry {key!r}")
     if scale.shape != (values.shape[axis],) or zero_point.shape != scale.shape:
         raise _damaged(source, f"the scales of quantized entry {key!r}")

@@ -121,7 +121,7 @@ def _rebuild_qtensor(
         _, scales, zero_points, axis = quantizer
         if not (isinstance(scales, torch.Tensor) and isinstance(zero_points, torch.Tensor) and type(axis) is int):
             raise pickle.UnpicklingError("per-channel scales and zero points must be tensors, the axis an int")
-        if not 0 <= axis < max(values.dim(), 1) or scales.shape != (values.shape[axis],):
+        if not 0 <= axis < values.dim() or scales.shape != (values.shape[axis],):
             raise pickle.UnpicklingError(f"per-channel scales of shape {tuple(scales.shape)} do not fit axis {axis}")
         if scales.shape != zero_points.shape or not bool(torch.isfinite(scales).all() & (scales > 0).all()):
             raise pickle.UnpicklingError("bad per-channel scales or zero points")
