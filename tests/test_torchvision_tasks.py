@@ -150,7 +150,8 @@ def test_quantized_classifier_builds_and_runs_on_cpu_with_its_engine(bus: Path) 
     import torch
 
     spec = zoo.info("quantized_shufflenet_v2_x0_5")
-    assert spec.meta["quantized_weights"] == ["IMAGENET1K_FBGEMM_V1"] and spec.default_weights is None
+    assert spec.meta["quantized_engines"] == {"IMAGENET1K_FBGEMM_V1": "fbgemm"}
+    assert spec.default_weights == "IMAGENET1K_FBGEMM_V1"
     before = torch.backends.quantized.engine
     try:
         model = zoo.load("quantized_shufflenet_v2_x0_5:none", quantize=True, device="cpu")

@@ -84,7 +84,7 @@ def load_spec(
     from zoo.model import ModelInfo
 
     _check_requires(spec)
-    target = resolve_device(device)
+    resolve_device(device)  # an unavailable device fails before any download
     weights = spec.weights[tag] if tag is not None else None
     labels, kwargs = _label_kwargs(kwargs)
     builder_kwargs, new_classes = _builder_kwargs(spec, tag, weights, kwargs)
@@ -94,7 +94,7 @@ def load_spec(
         preprocess=_preprocess(info.preprocess, builder_kwargs),
     )
     if weights is None:
-        model = build_model(spec, info=info, device=target)
+        model = build_model(spec, info=info, device=device)  # the request: a quantized model's auto is the CPU
     else:  # a cached file that fails to load and no longer matches its record is quarantined and refetched once
         from zoo import settings
         from zoo.store import get_store
@@ -102,7 +102,7 @@ def load_spec(
         check = settings.verify() if verify is None else verify
         model = get_store().recovering(
             lambda: weights_entry(weights.artifact, hook=spec.state_dict_hook, verify=check),
-            lambda e: build_model(spec, info=info.replace(weights_sha256=e.sha256), weights_file=e.path, device=target),
+            lambda e: build_model(spec, info=info.replace(weights_sha256=e.sha256), weights_file=e.path, device=device),
         )
     if (
         new_classes is not None
@@ -117,6 +117,7 @@ def load_spec(
         from zoo.train.heads import num_outputs, replace_head
 
         if num_outputs(model.module, spec.head) != new_classes:
+            _check_float_head(spec, model.module, new_classes)
             replace_head(model.module, new_classes, head=spec.head)
             place_module(model.module, model.device)
         builder_kwargs = {**builder_kwargs, "num_classes": new_classes}
@@ -124,6 +125,18 @@ def load_spec(
             builder_kwargs=builder_kwargs, labels=labels if labels is not None else _labels(spec, tag, builder_kwargs)
         )
     return model
+
+
+def _check_float_head(spec: ModelSpec, module: torch.nn.Module, new_classes: int) -> None:
+    """Refuse a new head on a quantized (int8) model: a float head cannot take its int8 activations."""
+    from zoo.checkpoint.quantized import is_quantized_module
+
+    if is_quantized_module(module):
+        raise UnsupportedError(
+            f"{spec.name} is a quantized (int8) model: its head cannot be replaced for {new_classes} classes. "
+            f"Fine-tune the float model and quantize it with torch.ao.quantization, or load '{spec.name}:none' with "
+            f"num_classes={new_classes}."
+        )
 
 
 def _check_requires(spec: ModelSpec) -> None:

@@ -40,20 +40,25 @@ def build_model(
         info: what the model is (weights tag and hash, labels, preprocessing, builder arguments, training);
             None: `ModelInfo.for_spec(spec)`, a random-init model with the spec's labels and preprocessing.
         weights_file: a safetensors file of the module's tensors (module versions in its header are kept).
-        device: "auto" (cuda > mps > cpu, `ZOO_DEVICE` first), "cpu", "cuda:1", a `torch.device`, ...
+        device: "auto" (cuda > mps > cpu, `ZOO_DEVICE` first), "cpu", "cuda:1", a `torch.device`, ...; a
+            quantized (int8) module runs on the CPU only: "auto" gives it the CPU.
 
     Returns:
         The `Model`, its `info` the one given.
 
     Raises:
         ZooError: the builder refuses its arguments or returns no module, or the tensors do not fit it.
-        UnsupportedError: the device is not available here.
+        UnsupportedError: the device is not available here, or another than the CPU for a quantized module.
     """
     from zoo.checkpoint import build_module
+    from zoo.checkpoint.quantized import device_for, is_quantized_file, is_quantized_module
     from zoo.device import place_module, resolve_device
 
     info = info if info is not None else ModelInfo.for_spec(spec)
     target = resolve_device(device)
     state_path = Path(weights_file) if weights_file is not None else None
+    if state_path is not None:  # int8 weights: refuse another device before paying the build
+        target = device_for(spec.name, is_quantized_file(state_path), device, target)
     module = build_module(spec.builder, thaw(info.builder_kwargs), state_path)
+    target = device_for(spec.name, is_quantized_module(module), device, target)
     return Model(place_module(module, target), spec, info=info, device=target)

@@ -201,10 +201,16 @@ class Model:
         return self._device
 
     def to(self, device: str | torch.device) -> Model:
-        """Move the module to another device ("auto", "cpu", "cuda:1", ...); returns self."""
+        """Move the module to another device ("auto", "cpu", "cuda:1", ...); returns self.
+
+        Raises:
+            UnsupportedError: the device is not available, or a quantized (int8) model, which runs on the CPU
+                only ("auto" gives it the CPU), is asked onto another device.
+        """
+        from zoo.checkpoint.quantized import device_for, is_quantized_module
         from zoo.device import resolve_device
 
-        self._device = resolve_device(device)
+        self._device = device_for(self.name, is_quantized_module(self.module), device, resolve_device(device))
         self.module.to(self._device)
         return self
 

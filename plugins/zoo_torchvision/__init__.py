@@ -9,9 +9,14 @@ A bare name loads the original ImageNet weights, `IMAGENET1K_V1`, as `pretrained
 tutorials do (models without them load torchvision's default); `name:DEFAULT` loads torchvision's
 current best weights (`weights="DEFAULT"`).
 
-Quantized classifiers (`quantized_resnet18`, ...): their weights tags are listed (`spec.meta["quantized_weights"]`)
-but not loadable yet (their packed int8 tensors do not fit safetensors); `zoo.load("quantized_resnet18:none",
-quantize=True)` builds the quantized model on the CPU, setting `torch.backends.quantized.engine`.
+Quantized classifiers (`quantized_resnet18`, `quantized_mobilenet_v2`, ...) load their published int8 weights
+like any other (`zoo.load("quantized_mobilenet_v2")`, `zoo.load("quantized_resnet18:IMAGENET1K_FBGEMM_V1")`): the
+`.pth` file is read without running pickled code and converted once to safetensors (quantized tensors as their int
+values plus scales and zero points, see `zoo.checkpoint.quantized`), then rebuilt exactly into the module
+torchvision's builder makes with `quantize=True`. They run on the CPU only, with the engine of their weights tag
+(`fbgemm` or `qnnpack`, `spec.meta["quantized_engines"]`; `backend=` picks another), set in
+`torch.backends.quantized.engine` when the model is built. `name:none` with `quantize=True` builds the
+quantized structure without weights.
 """
 
 from __future__ import annotations
@@ -110,18 +115,17 @@ def _state_dict_hook(entry: Mapping[str, Any]) -> Callable[[dict[str, Any]], dic
 
 def _spec(name: str, entry: Mapping[str, Any], label_sets: Mapping[str, tuple[str, ...]]) -> ModelSpec:
     """`ModelSpec` of one catalog model."""
-    every = {tag: _weights(data, label_sets) for tag, data in entry["tags"].items()}
-    quantized = sorted(tag for tag, data in entry["tags"].items() if data.get("quantized"))
-    weights = {tag: value for tag, value in every.items() if tag not in quantized}
+    weights = {tag: _weights(data, label_sets) for tag, data in entry["tags"].items()}
     default_tag = ORIGINAL_TAG if ORIGINAL_TAG in weights else entry["default"]
-    default = every[default_tag if default_tag in every else entry["default"]]
+    default = weights[default_tag]
     meta: dict[str, Any] = {
         "family": entry["family"],
         "summary": entry["summary"],
         "weights_enum": entry["weights_enum"],
     }
-    if quantized:  # listed, not loadable: see the module docstring
-        meta["quantized_weights"] = quantized
+    quantized = {tag: data["meta"]["backend"] for tag, data in entry["tags"].items() if data.get("quantized")}
+    if quantized:  # int8 weights: CPU only, each tag with the engine it was quantized for
+        meta["quantized_engines"] = quantized
     keypoints = default.meta.get("keypoint_names")
     if keypoints:
         meta["keypoint_names"] = list(keypoints)
@@ -133,9 +137,9 @@ def _spec(name: str, entry: Mapping[str, Any], label_sets: Mapping[str, tuple[st
         labels=default.labels or None,
         preprocess=default.preprocess,
         weights=weights,
-        default_weights=default_tag if default_tag in weights else None,
-        aliases={"DEFAULT": entry["default"]} if entry["default"] in weights else {},
-        description=entry["description"] + ("; weights not loadable yet, quantize=True builds it" if quantized else ""),
+        default_weights=default_tag,
+        aliases={"DEFAULT": entry["default"]},
+        description=entry["description"] + ("; int8, runs on the CPU" if quantized else ""),
         meta=meta,
         state_dict_hook=_state_dict_hook(entry),
         head=HEADS.get(entry["family"]),

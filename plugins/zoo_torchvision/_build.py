@@ -49,9 +49,9 @@ def build(
         layout: a weights tag of the model (`COCO_V1`): build the module exactly as torchvision's builder does
             for those weights (a detector then has frozen batch norm, with the eps those weights need) but
             load nothing. None builds the randomly initialised layout (`weights=None`).
-        quantize: build the quantized model (`torchvision.models.quantization`): CPU only, and it sets
-            `torch.backends.quantized.engine` to `backend` for the process (the engine the packed weights and
-            the quantized kernels must agree on), as torchvision's `quantize_model` does.
+        quantize: build the quantized model (`torchvision.models.quantization`), on the CPU (also under a meta
+            default device): it sets `torch.backends.quantized.engine` to `backend` for the process (the engine
+            the packed weights and the quantized kernels must agree on), as torchvision's `quantize_model` does.
         backend: the quantized engine, `fbgemm` (x86) or `qnnpack` (ARM), the two torchvision's quantization
             configures; default `fbgemm` where this PyTorch has it, else `qnnpack`.
         **kwargs: builder arguments (a weights tag's `builder_kwargs` plus the user's).
@@ -59,8 +59,10 @@ def build(
     import torch
     from torchvision.models import get_model, get_model_builder, get_model_weights
 
+    engine = None
     if quantize:
-        kwargs.update(quantize=True, backend=_quantized_engine(backend))
+        engine = _quantized_engine(backend)
+        kwargs.update(quantize=True, backend=engine)
     if "weights_backbone" in inspect.signature(get_model_builder(name)).parameters:
         kwargs.setdefault("weights_backbone", None)
     weights = None
@@ -68,7 +70,9 @@ def build(
         weights = _weights_member(get_model_weights(name), layout, name)
     classes = _other_class_count(name, weights, kwargs)
     with contextlib.ExitStack() as stack:
-        if torch.get_default_device().type == "meta":
+        if engine is not None:  # int8 modules live on the CPU only, and their builder calibrates with a forward
+            stack.enter_context(torch.device("cpu"))
+        elif torch.get_default_device().type == "meta":
             stack.enter_context(parameters_on_meta())
         if weights is not None:
             stack.enter_context(_loading_nothing())

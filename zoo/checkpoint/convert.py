@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from zoo.checkpoint.files import atomic_write, check_replaceable
 from zoo.checkpoint.reader import read_tensors
-from zoo.checkpoint.weights import save_safetensors, untie
+from zoo.checkpoint.weights import flatten, save_safetensors
 from zoo.errors import InputError
 
 __all__ = ["DTYPES", "Conversion", "convert"]
@@ -36,6 +37,13 @@ class Conversion:
     source_format: str
     key: str
     reader: str
+
+
+def _scales(layout: dict[str, str]) -> set[str]:
+    """The quantization scales of a flattened quantized state_dict: kept in float64 whatever `dtype` asks."""
+    from zoo.checkpoint.quantized import HEADER_KEY, SCALE
+
+    return {key + SCALE for key in json.loads(layout[HEADER_KEY])["tensors"]} if layout else set()
 
 
 def convert(
@@ -67,13 +75,15 @@ def convert(
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
         raise InputError("The output would overwrite the input: choose another output path.")
     found = read_tensors(src, key=key)
-    tensors = untie(found.tensors)
+    tensors, layout = flatten(found.tensors)
     if dtype is not None:
         target = getattr(torch, dtype)
-        tensors = {k: t.to(target) if t.is_floating_point() else t for k, t in tensors.items()}
+        tensors = {
+            k: t.to(target) if t.is_floating_point() and k not in _scales(layout) else t for k, t in tensors.items()
+        }
     check_replaceable(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {"format": "pt", "zoo.source": src.name}
+    metadata = {"format": "pt", "zoo.source": src.name, **layout}
     if found.key:
         metadata["zoo.source_key"] = found.key
     atomic_write(dst, lambda tmp: save_safetensors(tensors, tmp, metadata))

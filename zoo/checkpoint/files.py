@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from zoo._atomic import atomic_path
 from zoo.arguments import parse_json
 from zoo.checkpoint.metadata import CheckpointInfo
-from zoo.checkpoint.weights import save_safetensors, untie, version_header
+from zoo.checkpoint.weights import flatten, save_safetensors, version_header
 from zoo.errors import InputError, UnsupportedError, ZooError
 
 if TYPE_CHECKING:
@@ -67,8 +67,8 @@ def save_checkpoint(
     """
     target = Path(path).expanduser()
     recorded = CheckpointInfo.record(spec, info)
-    tensors = untie(state_dict)
-    metadata = {**recorded.to_metadata(), **version_header(state_dict)}
+    tensors, layout = flatten(state_dict)
+    metadata = {**recorded.to_metadata(), **version_header(state_dict), **layout}
     if _file_form(target):
         _write_safetensors(target, tensors, metadata)
     else:

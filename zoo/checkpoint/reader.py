@@ -165,11 +165,13 @@ def _as_state_dict(obj: Any) -> dict[str, Any] | None:
 
     if isinstance(obj, Stub) and isinstance(obj.state, dict) and "_modules" in obj.state:
         return module_state_dict(obj)
+    from zoo.checkpoint.quantized import is_quantized_state
+
     if (
         isinstance(obj, Mapping)
         and obj
         and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
-    ):
+    ) or is_quantized_state(obj):  # a quantized module's: also (weight, bias) tuples and dtypes
         return keep_versions(obj, OrderedDict(obj))
     return None
 

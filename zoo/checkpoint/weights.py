@@ -27,6 +27,7 @@ __all__ = [
     "build_module",
     "convert_into_cache",
     "convert_pickle",
+    "flatten",
     "load_state_dict_into",
     "save_safetensors",
     "untie",
@@ -148,7 +149,17 @@ def convert_pickle(
     versions = version_header(state)
     if hook is not None:
         state = hook(state)  # the versions stay those of the file, as when torchvision edits keys in place
-    save_safetensors(untie(state), dst, {"format": "pt", **versions, **(metadata or {})})
+    tensors, layout = flatten(state)
+    save_safetensors(tensors, dst, {"format": "pt", **versions, **layout, **(metadata or {})})
+
+
+def flatten(state: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """`untie`d tensors for `state` and the header entries they need: a quantized state_dict is laid out as
+    `zoo.checkpoint.quantized` describes (its header entry returned), any other is only untied."""
+    from zoo.checkpoint.quantized import encode
+
+    tensors, layout = encode(state)
+    return untie(tensors), layout
 
 
 def save_safetensors(tensors: Mapping[str, torch.Tensor], path: Path, metadata: Mapping[str, str]) -> None:
@@ -183,6 +194,19 @@ def version_header(state: Mapping[str, Any]) -> dict[str, str]:
     if not versions:
         return {}
     return {VERSIONS_KEY: json.dumps({str(k): dict(v) for k, v in versions.items()}, sort_keys=True)}
+
+
+def _load_layout(path: Path) -> dict[str, Any]:
+    """The state_dict of a safetensors file, quantized entries rebuilt (see `zoo.checkpoint.quantized`)."""
+    from safetensors import safe_open
+
+    from zoo.checkpoint.quantized import HEADER_KEY, decode
+    from zoo.checkpoint.reader import load_safetensors
+
+    tensors = load_safetensors(path)
+    with safe_open(str(path), framework="pt") as f:
+        header = f.metadata() or {}
+    return decode(tensors, header, source=path.name) if HEADER_KEY in header else tensors
 
 
 def _with_versions(state: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -240,9 +264,7 @@ def build_module(builder: Callable[..., Any], kwargs: Mapping[str, Any], state_p
 
     if state_path is None:
         return _call(builder, kwargs)
-    from zoo.checkpoint.reader import load_safetensors
-
-    state = _with_versions(load_safetensors(state_path), state_path)
+    state = _with_versions(_load_layout(state_path), state_path)
     try:
         with torch.device("meta"):
             module = _call(builder, kwargs)

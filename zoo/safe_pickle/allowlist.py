@@ -95,6 +95,42 @@ def _rebuild_tensor_v3(
     return _tensor(storage, offset, size, stride, dtype)
 
 
+def _rebuild_qtensor(
+    storage: Any, offset: Any, size: Any, stride: Any, quantizer: Any, *_grad_hooks: Any
+) -> torch.Tensor:
+    """`torch._utils._rebuild_qtensor`: int values from the file's storage, with affine scales and zero points.
+
+    Only `per_tensor_affine` (a float scale, an int zero point) and `per_channel_affine` (float64 scales and
+    int64 zero points read from the file, an int axis) are rebuilt; the storage must be a quantized one.
+    """
+    import torch
+
+    if not isinstance(storage, Storage) or storage.dtype not in _QUANTIZED:
+        raise pickle.UnpicklingError("a quantized tensor needs a quantized storage of the file")
+    values = _tensor(Storage(storage.untyped, _QUANTIZED[storage.dtype], storage.offset, storage.views), offset,
+                     size, stride)  # fmt: skip
+    if not isinstance(quantizer, tuple) or not quantizer:
+        raise pickle.UnpicklingError(f"bad quantizer parameters {quantizer!r}")
+    scheme = quantizer[0]
+    if scheme is torch.per_tensor_affine and len(quantizer) == 3:
+        _, scale, zero_point = quantizer
+        if type(scale) is not float or not math.isfinite(scale) or scale <= 0 or type(zero_point) is not int:
+            raise pickle.UnpicklingError(f"bad per-tensor scale or zero point {quantizer[1:]!r}")
+        return torch._make_per_tensor_quantized_tensor(values, scale, zero_point)
+    if scheme is torch.per_channel_affine and len(quantizer) == 4:
+        _, scales, zero_points, axis = quantizer
+        if not (isinstance(scales, torch.Tensor) and isinstance(zero_points, torch.Tensor) and type(axis) is int):
+            raise pickle.UnpicklingError("per-channel scales and zero points must be tensors, the axis an int")
+        if not 0 <= axis < values.dim() or scales.shape != (values.shape[axis],):
+            raise pickle.UnpicklingError(f"per-channel scales of shape {tuple(scales.shape)} do not fit axis {axis}")
+        if scales.shape != zero_points.shape or not bool(torch.isfinite(scales).all() & (scales > 0).all()):
+            raise pickle.UnpicklingError("bad per-channel scales or zero points")
+        return torch._make_per_channel_quantized_tensor(
+            values, scales.to(torch.float64), zero_points.to(torch.int64), axis
+        )
+    raise pickle.UnpicklingError(f"refusing quantizer {scheme!r}: zoo reads per-tensor and per-channel affine only")
+
+
 def _rebuild_parameter(data: Any, requires_grad: Any, *_hooks_state: Any) -> torch.Tensor:
     import torch
 
@@ -143,7 +179,11 @@ def _device(*args: Any) -> Any:
     return torch.device(*args)
 
 
-_REBUILDERS = (_rebuild_tensor, _rebuild_tensor_v2, _rebuild_tensor_v3, _rebuild_parameter)
+_REBUILDERS = (_rebuild_tensor, _rebuild_tensor_v2, _rebuild_tensor_v3, _rebuild_parameter, _rebuild_qtensor)
+#: Quantized storage classes (`torch.QInt8Storage`) and the integer dtype of their bytes; set by `allowed()`.
+_QUANTIZED: dict[Any, Any] = {}
+_QUANTIZED_STORAGES = {"QInt8Storage": ("qint8", "int8"), "QUInt8Storage": ("quint8", "uint8"),
+                       "QInt32Storage": ("qint32", "int32")}  # fmt: skip
 #: Storage classes that name a storage's dtype in a pickle (also under `torch.cuda.`; read onto the CPU).
 _STORAGE_TYPES = {
     "DoubleStorage": "float64", "FloatStorage": "float32", "HalfStorage": "float16", "BFloat16Storage": "bfloat16",
@@ -187,4 +227,12 @@ def allowed() -> dict[str, Any]:
             table[f"torch.{name}"] = dtype
     for name, dtype_name in _STORAGE_TYPES.items():
         table[f"torch.{name}"] = table[f"torch.cuda.{name}"] = StorageType(getattr(torch, dtype_name))
+    # quantized tensors (int8 models): their storages, dtypes and the two affine schemes, nothing callable else
+    for name, (qdtype, int_dtype) in _QUANTIZED_STORAGES.items():
+        _QUANTIZED[getattr(torch, qdtype)] = getattr(torch, int_dtype)
+        table[f"torch.{name}"] = StorageType(getattr(torch, qdtype))
+        table[f"torch.{qdtype}"] = getattr(torch, qdtype)
+    table["torch._utils._rebuild_qtensor"] = _rebuild_qtensor
+    table["torch.per_tensor_affine"] = torch.per_tensor_affine
+    table["torch.per_channel_affine"] = torch.per_channel_affine
     return table
