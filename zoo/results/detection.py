@@ -183,11 +183,12 @@ class Detections:
     # -- images ---------------------------------------------------------------------------------------
 
     def plot(self, *, line_width: int | None = None, font_size: int | None = None) -> Image.Image:
-        """The image with the masks shaded, the keypoints drawn (joined into a skeleton for COCO's 17 person
-        keypoints) and every box with its label and score, by `torchvision.utils` (`draw_segmentation_masks`,
-        `draw_keypoints`, `draw_bounding_boxes`). Each class has its own colour; a label sits on a tag of
-        that colour in black or white text (whichever contrasts more), above its box or just inside it, and
-        never past the image's edge. The font is a TrueType font the environment has (nothing is downloaded).
+        """The image with the masks shaded, the keypoints drawn (COCO's 17 person keypoints joined by
+        torchvision's white lines) and every box with its label and score, all by `torchvision.utils`
+        (`draw_segmentation_masks`, `draw_keypoints`, `draw_bounding_boxes`). Each class has its own colour;
+        a label sits on a tag of that colour in black or white text (whichever contrasts more), above its box
+        or just inside it, and never past the image's edge. The font is a TrueType font the environment has
+        (nothing is downloaded).
 
         Raises:
             UnsupportedError: the result holds no image (built from boxes only).
@@ -230,12 +231,10 @@ class Detections:
             points = torch.from_numpy(np.ascontiguousarray(self.keypoints[..., :2])).float()
             visible = torch.from_numpy(np.ascontiguousarray(self.keypoints[..., 2] > 0))
             radius = max(round(sum(self.size) / 2 * 0.004), 2)
-            if self.keypoint_names == COCO_KEYPOINTS:  # each person's skeleton in its class colour, then the points
-                for k, colour in enumerate(colours):
-                    one, seen = points[k : k + 1], visible[k : k + 1]
-                    skeleton = list(COCO_SKELETON)
-                    pixels = draw_keypoints(pixels, one, skeleton, colors=colour, width=radius, visibility=seen)
-            pixels = draw_keypoints(pixels, points, visibility=visible, colors="#00FF00", radius=radius)
+            skeleton = list(COCO_SKELETON) if self.keypoint_names == COCO_KEYPOINTS else None  # white lines
+            pixels = draw_keypoints(
+                pixels, points, skeleton, colors="#00FF00", radius=radius, width=radius, visibility=visible
+            )
         return pixels
 
     def _original(self) -> Image.Image:
