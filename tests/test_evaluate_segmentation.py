@@ -212,3 +212,9 @@ def test_eval_command_json_out_and_one_line_errors(tiny: None, tmp_path: Path) -
     bad = CliRunner().invoke(cli, ["eval", "tinyseg:none", str(data), "--device", "cpu"])
     assert bad.exit_code == 1 and bad.output.startswith("error: No mask") and "Traceback" not in bad.output
     assert len(bad.output.strip().splitlines()) == 1
+
+
+def test_pixel_counts_fit_the_confusion_matrix_cells() -> None:
+    from zoo.charts import _count
+
+    assert [_count(n) for n in (987, 12_345, 999_999, 3_456_789)] == ["987", "12k", "1M", "3.5M"]
