@@ -12,7 +12,6 @@ Datasets (masks are PNGs of class ids with the image's stem, palette or grayscal
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from collections.abc import Iterator, Sequence
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import InputError, SkippedInputsWarning, UnsupportedError
+from zoo.evaluate.report import Report
 from zoo.images import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ _VOC_SPLIT = Path("ImageSets") / "Segmentation" / "val.txt"
 
 
 @dataclass(frozen=True)
-class SegmentationEvaluation:
+class SegmentationEvaluation(Report):
     """How a semantic-segmentation model did on images with class masks.
 
     Attributes:
@@ -89,10 +89,6 @@ class SegmentationEvaluation:
             "skipped": list(self.skipped),
         }
 
-    def to_json(self, **kwargs: Any) -> str:
-        """`to_dict` as JSON text; keyword arguments go to `json.dumps`."""
-        return json.dumps(self.to_dict(), **kwargs)
-
     def plot(self) -> Image.Image:
         """The confusion matrix as a picture (rows: true classes, columns: predicted; pixel counts), limited
         to the classes that occur in the masks or the predictions."""
@@ -102,15 +98,6 @@ class SegmentationEvaluation:
         matrix = [[self.confusion[i][j] for j in keep] for i in keep]
         names = [self.classes[k] for k in keep]
         return confusion_image(matrix, names, names)
-
-    def save(self, folder: str | Path) -> Path:
-        """Write `confusion_matrix.png` and `metrics.json` into `folder`; returns the PNG's path."""
-        from zoo.charts import save_png
-
-        target = Path(folder)
-        path = save_png(self.plot(), target / "confusion_matrix.png")
-        (target / "metrics.json").write_text(self.to_json(indent=2) + "\n")
-        return path
 
     def summary(self) -> str:
         """One line: images, mIoU, pixel accuracy."""
