@@ -218,3 +218,14 @@ def test_pixel_counts_fit_the_confusion_matrix_cells() -> None:
     from zoo.charts import _count
 
     assert [_count(n) for n in (987, 12_345, 999_999, 3_456_789)] == ["987", "12k", "1M", "3.5M"]
+
+
+def test_classes_in_neither_masks_nor_predictions_are_left_out_of_miou(tiny: None, tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    Image.new("RGB", (24, 16), (200, 10, 10)).save(tmp_path / "images" / "red.png")
+    _save_mask(np.zeros((16, 24), np.uint8), tmp_path / "masks" / "red.png")
+    result = zoo.load("tinyseg:none", device="cpu").evaluate(tmp_path)
+    assert result.miou == 1.0 and result.iou[0] == 1.0 and all(v != v for v in result.iou[1:])
+    assert [c["iou"] for c in json.loads(result.to_json())["per_class"]] == [1.0, None, None]
+    assert "NaN" not in result.to_json() and str(result).count("\n") == 2  # only red is listed
