@@ -132,12 +132,13 @@ def draw_labelled_boxes(
         return pixels
     xyxy = torch.as_tensor([[float(v) for v in box] for box in boxes], dtype=torch.float32)
     pixels = draw_bounding_boxes(pixels, xyxy, colors=list(colours), width=width)
-    font = _font(font_size)
-    spots = []
+    font, size = _font(font_size), _size(pixels)
+    anchors = []
     for (x1, y1, _, _), text in zip(xyxy.tolist(), labels):
-        _, tag_h = _tag_size(text, font)
-        spots.append((x1, y1 - tag_h if y1 - tag_h >= 0 else y1))
-    return draw_tags(pixels, spots, labels, colours, font_size=font_size)
+        box = _text_box(text, font)
+        tag_h = box[3] - box[1] + 2
+        anchors.append(_anchor(box, (x1, y1 - tag_h if y1 - tag_h >= 0 else y1), size))
+    return _write(pixels, anchors, labels, colours, font_size)
 
 
 def draw_tags(
@@ -151,21 +152,30 @@ def draw_tags(
     """Texts written by `torchvision.utils.draw_bounding_boxes` on filled tags of `colours`, in black or
     white by the colour's luminance (legible on any picture), each tag's top-left corner at its spot, moved
     left or up as far as needed to keep the whole tag inside the picture."""
+    if not len(texts):
+        return pixels
+    font, size = _font(font_size), _size(pixels)
+    anchors = [_anchor(_text_box(text, font), spot, size) for spot, text in zip(spots, texts)]
+    return _write(pixels, anchors, texts, colours, font_size)
+
+
+def _anchor(box: tuple[int, int, int, int], spot: tuple[float, float], size: tuple[int, int]) -> list[int]:
+    """The box to hand torchvision so that the tag around text of box `box` (`_text_box`) has its top-left
+    corner at `spot`, moved left or up as far as needed to be whole inside a picture of `size` (W, H).
+    torchvision writes the text 1 px in from its box's corner and fills 1 px around the text."""
+    left, top, right, bottom = box
+    tag_w, tag_h = right - left + 2, bottom - top + 2
+    x = min(max(round(spot[0]), 0), max(size[0] - tag_w, 0))
+    y = min(max(round(spot[1]), 0), max(size[1] - tag_h, 0))
+    return [x - left, y - top, x - left, y - top]
+
+
+def _write(
+    pixels: torch.Tensor, anchors: list[list[int]], texts: Sequence[str], colours: Sequence[str], font_size: int
+) -> torch.Tensor:
     import torch
     from torchvision.utils import draw_bounding_boxes
 
-    if not len(texts):
-        return pixels
-    height, width = int(pixels.shape[-2]), int(pixels.shape[-1])
-    font = _font(font_size)
-    anchors = []
-    for (x, y), text in zip(spots, texts):
-        left, top, _, _ = _text_box(text, font)
-        tag_w, tag_h = _tag_size(text, font)
-        x = min(max(round(x), 0), max(width - tag_w, 0))
-        y = min(max(round(y), 0), max(height - tag_h, 0))
-        anchor = (x - left, y - top)  # torchvision writes the text 1 px in from its box's corner, tag 1 px around
-        anchors.append([*anchor, *anchor])
     path = font_file()
     return draw_bounding_boxes(
         pixels,
@@ -181,9 +191,14 @@ def draw_tags(
     )
 
 
+def _size(pixels: torch.Tensor) -> tuple[int, int]:
+    return int(pixels.shape[-1]), int(pixels.shape[-2])
+
+
 def tag_height(font_size: int) -> int:
     """The height in pixels of a tag `draw_tags` writes at `font_size` (for stacking tags)."""
-    return _tag_size("Ag%", _font(font_size))[1]
+    left, top, right, bottom = _text_box("Ag%", _font(font_size))
+    return bottom - top + 2
 
 
 def _font(size: int) -> Any:
@@ -195,14 +210,6 @@ def _font(size: int) -> Any:
 
 
 def _text_box(text: str, font: Any) -> tuple[int, int, int, int]:
-    from PIL import Image, ImageDraw
-
-    box = ImageDraw.Draw(Image.new("RGB", (1, 1))).textbbox((0, 0), text, font=font)
+    """The pixels `text` covers when written at (0, 0): left, top, right, bottom (the last two exclusive)."""
+    box = font.getbbox(text)
     return int(box[0]), int(box[1]), int(box[2]) + 1, int(box[3]) + 1
-
-
-def _tag_size(text: str, font: Any) -> tuple[int, int]:
-    """Width and height in pixels of the filled tag torchvision draws around `text`: its text box, 1 px more
-    on every side."""
-    left, top, right, bottom = _text_box(text, font)
-    return right - left + 2, bottom - top + 2

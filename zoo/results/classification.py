@@ -92,7 +92,7 @@ class Classification:
         size = font_size or max(round(min(canvas.size) * 0.04), 12)
         lines = [f"{label} {score:.3f}" for label, score in zip(self.labels, self.scores)]
         spots = [(4, 4 + k * (tag_height(size) + 2)) for k in range(len(lines))]
-        pixels = torch.from_numpy(np.array(canvas)).permute(2, 0, 1).contiguous()
+        pixels = torch.from_numpy(np.array(canvas)).permute(2, 0, 1)
         pixels = draw_tags(pixels, spots, lines, ["#000000"] * len(lines), font_size=size)
         return PILImage.fromarray(pixels.permute(1, 2, 0).numpy())
 

@@ -199,7 +199,7 @@ class Detections:
 
         from zoo.results._draw import draw_labelled_boxes
 
-        pixels = torch.from_numpy(np.array(self._original())).permute(2, 0, 1).contiguous()
+        pixels = torch.from_numpy(np.array(self._original())).permute(2, 0, 1)  # a view: no copy
         pixels = self._draw_masks_and_keypoints(pixels)
         pixels = draw_labelled_boxes(
             pixels,

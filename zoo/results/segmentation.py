@@ -121,7 +121,7 @@ class Segmentation:
 
         from zoo.results._draw import draw_tags, tag_height
 
-        pixels = torch.from_numpy(np.array(self._original())).permute(2, 0, 1).contiguous()
+        pixels = torch.from_numpy(np.array(self._original())).permute(2, 0, 1)  # a view: no copy
         ids = [int(i) for i in np.unique(self.class_map) if i != 0]
         if ids:
             masks = torch.stack([torch.from_numpy(self.class_map == i) for i in ids])
