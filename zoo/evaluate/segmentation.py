@@ -121,24 +121,37 @@ def is_segmentation_data(path: Path) -> bool:
     return any((path / masks).is_dir() for _, masks in LAYOUTS)
 
 
-def read_mask(path: Path) -> np.ndarray:
+def read_mask(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
     """The class ids of a mask PNG as a (height, width) int64 array: a palette PNG's indices, a grayscale
     PNG's values.
 
+    Args:
+        path: the mask.
+        size: `(width, height)` the mask must have (its image's), checked before its pixels are decoded.
+
     Raises:
-        InputError: not readable, or a colour image (whose colours are not class ids).
+        InputError: not readable, another size than `size`, or a colour image (whose colours are not class ids).
     """
     import numpy as np
     from PIL import Image
 
     try:
         with Image.open(path) as image:
+            if size is not None and image.size != size:
+                raise InputError(
+                    f"Mask {path} is {image.width}x{image.height} but its image is {size[0]}x{size[1]}: "
+                    "save the mask at the image's size.",
+                    path=path,
+                )
             mode = image.mode
             pixels = np.array(image)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        if isinstance(exc, InputError):
+            raise
         raise InputError(f"Cannot read mask {path} ({exc}): save it as a palette or grayscale PNG.", path=path) from exc
     if pixels.ndim == 3:
-        if not (pixels[..., :3] == pixels[..., :1]).all():
+        values = pixels[..., :3] if pixels.shape[-1] >= 3 else pixels[..., :1]  # LA / PA: the alpha is not a class
+        if not (values == values[..., :1]).all():
             raise InputError(
                 f"Mask {path} is a {mode} colour image: save class ids as a palette or grayscale PNG "
                 f"(one value per pixel, {IGNORE} = ignore).",
@@ -235,14 +248,7 @@ def _check_mask(image: Path, mask: Path, classes: int | None) -> int:
     """Check one mask against its image and the model's number of classes; returns its highest class id."""
     import numpy as np
 
-    ids = read_mask(mask)
-    size = _upright_size(image)
-    if size is not None and ids.shape != (size[1], size[0]):
-        raise InputError(
-            f"Mask {mask} is {ids.shape[1]}x{ids.shape[0]} but its image is {size[0]}x{size[1]}: "
-            "save the mask at the image's size.",
-            path=mask,
-        )
+    ids = read_mask(mask, _upright_size(image))
     if classes is not None:
         outside = np.unique(ids[(ids != IGNORE) & ((ids < 0) | (ids >= classes))])
         if outside.size:
