@@ -231,3 +231,27 @@ def test_classes_in_neither_masks_nor_predictions_are_left_out_of_miou(tiny: Non
     assert result.miou == 1.0 and result.iou[0] == 1.0 and all(v != v for v in result.iou[1:])
     assert [c["iou"] for c in json.loads(result.to_json())["per_class"]] == [1.0, None, None]
     assert "NaN" not in result.to_json() and str(result).count("\n") == 2  # only red is listed
+
+
+def test_unreadable_files_stay_typed_when_ultralytics_patched_pil(
+    tiny: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Importing ultralytics replaces `PIL.Image.open` with one that imports pi_heif on a file PIL cannot
+    identify (ModuleNotFoundError when it is absent); an unreadable image is still skipped, a bad mask typed."""
+    opened = Image.open
+
+    def patched(*args: object, **kwargs: object) -> Image.Image:
+        try:
+            return opened(*args, **kwargs)  # type: ignore[arg-type]
+        except Image.UnidentifiedImageError:
+            raise ModuleNotFoundError("No module named 'pi_heif'") from None
+
+    monkeypatch.setattr(Image, "open", patched)
+    data = dataset(tmp_path / "data", count=2)
+    (data / "images" / "broken.png").write_bytes(b"not a png")
+    shutil.copy(data / "masks" / "im0.png", data / "masks" / "broken.png")
+    result = zoo.load("tinyseg:none", device="cpu").evaluate(data)
+    assert result.count == 2 and result.skipped == (str(data / "images" / "broken.png"),)
+    (data / "masks" / "im1.png").write_bytes(b"not a png either")
+    with pytest.raises(zoo.InputError, match="Cannot read mask .*im1.png"):
+        zoo.load("tinyseg:none", device="cpu").evaluate(data)

@@ -145,7 +145,7 @@ def read_mask(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
                 )
             mode = image.mode
             pixels = np.array(image)
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+    except (OSError, ValueError, ImportError, Image.DecompressionBombError) as exc:  # ImportError: see _upright_size
         if isinstance(exc, InputError):
             raise
         raise InputError(f"Cannot read mask {path} ({exc}): save it as a palette or grayscale PNG.", path=path) from exc
@@ -271,7 +271,7 @@ def _upright_size(image: Path) -> tuple[int, int] | None:
         with Image.open(image) as opened:
             width, height = opened.size
             return (height, width) if exif_orientation(opened) in (5, 6, 7, 8) else (width, height)
-    except (OSError, ValueError):
+    except (OSError, ValueError, ImportError):  # ultralytics patches Image.open to import pi_heif on unknown files
         return None
 
 
