@@ -63,7 +63,7 @@ def confusion_image(matrix: Sequence[Sequence[int]], rows: Sequence[str], column
             draw.rectangle(box, fill=fill, outline="#dddddd")
             if count and cell >= 16:
                 colour = "white" if share > 0.55 else "black"
-                draw.text((box[0] + cell // 2, y + cell // 2), str(count), fill=colour, font=font, anchor="mm")
+                draw.text((box[0] + cell // 2, y + cell // 2), _count(count), fill=colour, font=font, anchor="mm")
     return image
 
 
@@ -141,6 +141,17 @@ def _panel(name: str) -> str:
     if name == "lr":
         return "learning rate"
     return "accuracy"
+
+
+def _count(count: int) -> str:
+    """A count short enough for a cell: `987`, `12k`, `3.4M` (pixel counts of a segmentation run are large)."""
+    if count < 10_000:
+        return str(count)
+    for size, unit in ((1_000, "k"), (1_000_000, "M"), (1_000_000_000, "G")):
+        value = count / size
+        if round(value) < 1000:
+            return f"{value:.2g}{unit}" if value < 9.95 else f"{value:.0f}{unit}"
+    return f"{count / 1e9:.0f}G"
 
 
 def _short(name: str) -> str:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from zoo.evaluate.classification import ClassificationEvaluation
     from zoo.evaluate.detection import DetectionEvaluation
+    from zoo.evaluate.segmentation import SegmentationEvaluation
     from zoo.hub_upload import HubUpload
     from zoo.tasks.base import Task
     from zoo.train.history import History
@@ -356,13 +357,17 @@ class Model:
             return finetune_detection(self, train, val, **options)
         return task.finetune(train, val, **options)
 
-    def evaluate(self, data: Any, **options: Any) -> ClassificationEvaluation | DetectionEvaluation:
+    def evaluate(
+        self, data: Any, **options: Any
+    ) -> ClassificationEvaluation | DetectionEvaluation | SegmentationEvaluation:
         """Measure this model on labelled `data` through `predict` (same preprocessing) and return the result.
 
         An image classifier on an ImageFolder gives a `ClassificationEvaluation` (top-1, top-5, per-class
         precision / recall / F1, confusion matrix; `.save(folder)` writes `confusion_matrix.png`). Options:
         `batch_size`, `amp`. A detector on a COCO-json file or a YOLO folder gives a `DetectionEvaluation`
-        (COCO mAP@[.5:.95], mAP@.5, per-class AP). See `zoo.evaluate.evaluate`.
+        (COCO mAP@[.5:.95], mAP@.5, per-class AP). A semantic-segmentation model on a folder of images and
+        class masks gives a `SegmentationEvaluation` (mIoU, per-class IoU, pixel accuracy, confusion matrix).
+        See `zoo.evaluate.evaluate`.
         """
         from zoo.evaluate import evaluate
 

@@ -1,4 +1,5 @@
-"""`zoo eval`: measure a model on labelled data (an ImageFolder, a COCO json, a YOLO folder); print or save it."""
+"""`zoo eval`: measure a model on labelled data (an ImageFolder, a COCO json, a YOLO folder, images with class
+masks); print or save it."""
 
 from __future__ import annotations
 
@@ -22,10 +23,12 @@ from zoo.cli.render import echo_json
 def eval_cmd(name: str, data: str, device: str, batch_size: int, out: Path | None, trust: bool, as_json: bool) -> None:
     """Evaluate model NAME on DATA: an ImageFolder (DATA/<class>/<image>, folders named after the model's
     labels; DATA/val is used when DATA holds train/ and val/), or for a detector a COCO annotations .json
-    file or a YOLO folder (images/ and labels/).
+    file or a YOLO folder (images/ and labels/), or for a semantic-segmentation model a folder with images/
+    and masks/ (PNGs of class ids, 255 = ignore) or VOC's JPEGImages/ and SegmentationClass/.
 
     Prints top-1, top-5 and per-class precision, recall and F1 (detectors: COCO mAP@[.5:.95], mAP@.5 and
-    per-class AP), with the same preprocessing as `zoo predict`.
+    per-class AP; segmentation: mIoU, pixel accuracy and per-class IoU), with the same preprocessing as
+    `zoo predict`.
     """
     from zoo import api
     from zoo.cli.checks import require_capability

@@ -6,7 +6,6 @@ the share of `predict` answers whose label is the image's folder.
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import InputError, SkippedInputsWarning, UnsupportedError
+from zoo.evaluate.report import Report
 from zoo.images import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ OTHER = "(other)"
 
 
 @dataclass(frozen=True)
-class ClassificationEvaluation:
+class ClassificationEvaluation(Report):
     """How a classifier did on a labelled image folder.
 
     Attributes:
@@ -96,24 +96,11 @@ class ClassificationEvaluation:
             "skipped": list(self.skipped),
         }
 
-    def to_json(self, **kwargs: Any) -> str:
-        """`to_dict` as JSON text; keyword arguments go to `json.dumps`."""
-        return json.dumps(self.to_dict(), **kwargs)
-
     def plot(self) -> Image.Image:
         """The confusion matrix as a picture (rows: true classes, columns: predicted)."""
         from zoo.charts import confusion_image
 
         return confusion_image(self.confusion, self.classes, self.columns)
-
-    def save(self, folder: str | Path) -> Path:
-        """Write `confusion_matrix.png` and `metrics.json` into `folder`; returns the PNG's path."""
-        from zoo.charts import save_png
-
-        target = Path(folder)
-        path = save_png(self.plot(), target / "confusion_matrix.png")
-        (target / "metrics.json").write_text(self.to_json(indent=2) + "\n")
-        return path
 
     def summary(self) -> str:
         """One line: images, top-1, top-5, macro F1."""

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import InputError, SkippedInputsWarning, UnsupportedError
+from zoo.evaluate.report import Report
 from zoo.images import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ CONF, MAX_DET = 0.001, 100
 
 
 @dataclass(frozen=True)
-class DetectionEvaluation:
+class DetectionEvaluation(Report):
     """How a detector did on a labelled dataset (COCO metrics).
 
     Attributes:
@@ -75,18 +76,6 @@ class DetectionEvaluation:
             "per_class": [{"class": c, "ap": a} for c, a in zip(self.classes, self.ap)],
             "skipped": list(self.skipped),
         }
-
-    def to_json(self, **kwargs: Any) -> str:
-        """`to_dict` as JSON text; keyword arguments go to `json.dumps`."""
-        return json.dumps(self.to_dict(), **kwargs)
-
-    def save(self, folder: str | Path) -> Path:
-        """Write `metrics.json` into `folder`; returns its path."""
-        target = Path(folder)
-        target.mkdir(parents=True, exist_ok=True)
-        path = target / "metrics.json"
-        path.write_text(self.to_json(indent=2) + "\n")
-        return path
 
     def summary(self) -> str:
         """One line: images and the three mAPs."""

@@ -65,7 +65,8 @@ class Classification:
         return json.dumps(self.to_dict(), **kwargs)
 
     def plot(self, image: Any = None, *, font_size: int | None = None) -> Image.Image:
-        """The image with its top-k labels and scores written in its top-left corner (PIL's built-in font).
+        """The image with its top-k labels and scores written in its top-left corner, white on black tags
+        (`torchvision.utils.draw_bounding_boxes`, with a TrueType font the environment has).
 
         Args:
             image: the picture to draw on (a PIL image or a path); default the source file, upright.
@@ -74,11 +75,12 @@ class Classification:
         Raises:
             UnsupportedError: no image given and the source is not a file.
         """
+        import numpy as np
+        import torch
         from PIL import Image as PILImage
-        from PIL import ImageDraw
 
         from zoo.images import open_upright
-        from zoo.results._draw import default_font
+        from zoo.results._draw import draw_tags, tag_height
 
         if image is None:
             if not (self.source and Path(self.source).is_file()):
@@ -87,16 +89,12 @@ class Classification:
                 )
             image = self.source
         canvas = open_upright(image) if not isinstance(image, PILImage.Image) else image.convert("RGB")
-        draw = ImageDraw.Draw(canvas)
-        font = default_font(font_size or max(round(min(canvas.size) * 0.04), 12))
+        size = font_size or max(round(min(canvas.size) * 0.04), 12)
         lines = [f"{label} {score:.3f}" for label, score in zip(self.labels, self.scores)]
-        y = 4.0
-        for line in lines:
-            left, top, right, bottom = draw.textbbox((0, 0), line, font=font)
-            draw.rectangle((4, y, 4 + right - left + 6, y + bottom - top + 6), fill="black")
-            draw.text((7, y + 3 - top), line, fill="white", font=font)
-            y += bottom - top + 8
-        return canvas
+        spots = [(4, 4 + k * (tag_height(size) + 2)) for k in range(len(lines))]
+        pixels = torch.from_numpy(np.array(canvas)).permute(2, 0, 1)
+        pixels = draw_tags(pixels, spots, lines, ["#000000"] * len(lines), font_size=size)
+        return PILImage.fromarray(pixels.permute(1, 2, 0).numpy())
 
     def save(self, path: str | Path = "runs/classify", *, name: str | None = None) -> Path:
         """Save `plot()` as an image; a folder (existing, or without a suffix) gets `<source stem>.jpg`.

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from zoo.errors import UnsupportedError
-from zoo.results._draw import default_font, save_picture
+from zoo.results._draw import save_picture
 
 if TYPE_CHECKING:
     import numpy as np
+    import torch
     from PIL import Image
 
 __all__ = ["Detections"]
@@ -182,49 +183,59 @@ class Detections:
     # -- images ---------------------------------------------------------------------------------------
 
     def plot(self, *, line_width: int | None = None, font_size: int | None = None) -> Image.Image:
-        """The image with every box and its label drawn (PIL's built-in font: nothing is downloaded).
+        """The image with the masks shaded, the keypoints drawn (COCO's 17 person keypoints joined by
+        torchvision's white lines) and every box with its label and score, all by `torchvision.utils`
+        (`draw_segmentation_masks`, `draw_keypoints`, `draw_bounding_boxes`). Each class has its own colour;
+        a label sits on a tag of that colour in black or white text (whichever contrasts more), above its box
+        or just inside it, and never past the image's edge. The font is a TrueType font the environment has
+        (nothing is downloaded).
 
         Raises:
             UnsupportedError: the result holds no image (built from boxes only).
         """
-        from PIL import ImageDraw
-
-        canvas = self._with_masks_and_keypoints(self._original())
-        draw = ImageDraw.Draw(canvas)
-        width = line_width or max(round(sum(self.size) / 2 * 0.003), 2)
-        font = default_font(font_size or max(round(sum(self.size) / 2 * 0.025), 12))
-        for label, score, cid, box in zip(self.labels, self.scores, self.class_ids, self.boxes):
-            color = "#" + _PALETTE[int(cid) % len(_PALETTE)]
-            x1, y1, x2, y2 = (float(v) for v in box)
-            draw.rectangle((x1, y1, x2, y2), outline=color, width=width)
-            text = f"{label} {float(score):.2f}"
-            left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-            tw, th = right - left, bottom - top + 4
-            ty = y1 - th if y1 - th >= 0 else y1
-            tx = max(min(x1, canvas.width - tw - 4), 0)  # never clipped at the right edge either
-            draw.rectangle((tx, ty, tx + tw + 4, ty + th), fill=color)
-            draw.text((tx + 2, ty + 1 - top), text, fill="white", font=font)
-        return canvas
-
-    def _with_masks_and_keypoints(self, canvas: Image.Image) -> Image.Image:
-        """`canvas` with the masks shaded and the keypoints drawn (`torchvision.utils`), when present."""
-        if (self.masks is None or not len(self.masks)) and (self.keypoints is None or not len(self.keypoints)):
-            return canvas
         import numpy as np
         import torch
         from PIL import Image
+
+        from zoo.results._draw import draw_labelled_boxes
+
+        pixels = torch.from_numpy(np.array(self._original())).permute(2, 0, 1)  # a view: no copy
+        pixels = self._draw_masks_and_keypoints(pixels)
+        pixels = draw_labelled_boxes(
+            pixels,
+            self.boxes.tolist(),
+            [f"{label} {float(score):.2f}" for label, score in zip(self.labels, self.scores)],
+            [self._colour(cid) for cid in self.class_ids],
+            width=line_width or max(round(sum(self.size) / 2 * 0.003), 2),
+            font_size=font_size or max(round(sum(self.size) / 2 * 0.025), 12),
+        )
+        return Image.fromarray(pixels.permute(1, 2, 0).numpy())
+
+    @staticmethod
+    def _colour(class_id: Any) -> str:
+        """The colour of a class: the same for the same class id in every picture."""
+        return "#" + _PALETTE[int(class_id) % len(_PALETTE)]
+
+    def _draw_masks_and_keypoints(self, pixels: torch.Tensor) -> torch.Tensor:
+        """`pixels` (uint8 CHW) with the masks shaded and the keypoints drawn, when present."""
+        import numpy as np
+        import torch
         from torchvision.utils import draw_keypoints, draw_segmentation_masks
 
-        pixels = torch.from_numpy(np.array(canvas)).permute(2, 0, 1).contiguous()
-        colors = ["#" + _PALETTE[int(cid) % len(_PALETTE)] for cid in self.class_ids]
+        from zoo.results._draw import COCO_KEYPOINTS, COCO_SKELETON
+
+        colours = [self._colour(cid) for cid in self.class_ids]
         if self.masks is not None and len(self.masks):
-            pixels = draw_segmentation_masks(pixels, torch.from_numpy(self.masks).bool(), alpha=0.45, colors=colors)
+            pixels = draw_segmentation_masks(pixels, torch.from_numpy(self.masks).bool(), alpha=0.45, colors=colours)
         if self.keypoints is not None and len(self.keypoints):
             points = torch.from_numpy(np.ascontiguousarray(self.keypoints[..., :2])).float()
             visible = torch.from_numpy(np.ascontiguousarray(self.keypoints[..., 2] > 0))
             radius = max(round(sum(self.size) / 2 * 0.004), 2)
-            pixels = draw_keypoints(pixels, points, visibility=visible, colors="#00FF00", radius=radius)
-        return Image.fromarray(pixels.permute(1, 2, 0).numpy())
+            skeleton = list(COCO_SKELETON) if self.keypoint_names == COCO_KEYPOINTS else None  # white lines
+            pixels = draw_keypoints(
+                pixels, points, skeleton, colors="#00FF00", radius=radius, width=radius, visibility=visible
+            )
+        return pixels
 
     def _original(self) -> Image.Image:
         from PIL import Image

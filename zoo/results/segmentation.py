@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import UnsupportedError
-from zoo.results._draw import default_font, save_picture
+from zoo.results._draw import save_picture
 
 if TYPE_CHECKING:
     import numpy as np
@@ -20,6 +20,11 @@ _PALETTE = (
     "000000", "FF3838", "FF9D97", "FF701F", "FFB21D", "CFD231", "48F90A", "92CC17", "3DDB86", "1A9334",
     "00D4BB", "2C99A8", "00C2FF", "344593", "6473FF", "0018EC", "8438FF", "520085", "CB38FF", "FF95C8", "FF37C7",
 )  # fmt: skip
+
+
+def _colour(class_id: int) -> str:
+    """The colour of a class (black for class 0, the background): the same in every picture."""
+    return "#" + _PALETTE[class_id % len(_PALETTE)]
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,37 +107,31 @@ class Segmentation:
         return f"Segmentation({where}{self.size[0]}x{self.size[1]}, {{{found}}})"
 
     def plot(self, *, alpha: float = 0.5, font_size: int | None = None) -> Image.Image:
-        """The image with each class present (class 0, the background, left clear) shaded
-        (`torchvision.utils.draw_segmentation_masks`) and a legend of the classes and their shares.
+        """The image with each class present (class 0, the background, left clear) shaded in its colour
+        (`torchvision.utils.draw_segmentation_masks`) and a legend of the classes and their shares, each on a
+        tag of its class colour in black or white text (`draw_bounding_boxes`), inside the picture.
 
         Raises:
             UnsupportedError: the result holds no image and its source is not a file.
         """
         import numpy as np
         import torch
-        from PIL import Image, ImageDraw
+        from PIL import Image
         from torchvision.utils import draw_segmentation_masks
 
-        pixels = torch.from_numpy(np.array(self._original())).permute(2, 0, 1).contiguous()
+        from zoo.results._draw import draw_tags, tag_height
+
+        pixels = torch.from_numpy(np.array(self._original())).permute(2, 0, 1)  # a view: no copy
         ids = [int(i) for i in np.unique(self.class_map) if i != 0]
         if ids:
             masks = torch.stack([torch.from_numpy(self.class_map == i) for i in ids])
-            colors = ["#" + _PALETTE[i % len(_PALETTE)] for i in ids]
-            pixels = draw_segmentation_masks(pixels, masks, alpha=alpha, colors=colors)
-        canvas = Image.fromarray(pixels.permute(1, 2, 0).numpy())
-        draw = ImageDraw.Draw(canvas)
-        font = default_font(font_size or max(round(min(canvas.size) * 0.035), 12))
-        y = 4.0
-        for label, share in self.shares.items():
-            class_id = self.labels.index(label) if label in self.labels else 0
-            text = f"{label} {share:.1%}"
-            left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-            swatch = "#" + _PALETTE[class_id % len(_PALETTE)]
-            draw.rectangle((4, y, 4 + right - left + 10 + (bottom - top), y + bottom - top + 6), fill="black")
-            draw.rectangle((6, y + 3, 6 + bottom - top, y + 3 + bottom - top), fill=swatch, outline="white")
-            draw.text((10 + bottom - top, y + 3 - top), text, fill="white", font=font)
-            y += bottom - top + 8
-        return canvas
+            pixels = draw_segmentation_masks(pixels, masks, alpha=alpha, colors=[_colour(i) for i in ids])
+        size = font_size or max(round(min(self.size) * 0.035), 12)
+        step = tag_height(size) + 2
+        texts = [f"{label} {share:.1%}" for label, share in self.shares.items()]
+        colours = [_colour(self.labels.index(label) if label in self.labels else 0) for label in self.shares]
+        pixels = draw_tags(pixels, [(4, 4 + k * step) for k in range(len(texts))], texts, colours, font_size=size)
+        return Image.fromarray(pixels.permute(1, 2, 0).numpy())
 
     def _original(self) -> Image.Image:
         from PIL import Image

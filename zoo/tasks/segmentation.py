@@ -33,6 +33,7 @@ class SemanticSegmentation(Task):
     plots = True
     hub_pipeline = "image-segmentation"
     warns_random_weights = True
+    evaluates = True  # mIoU on images with class masks (`zoo.evaluate.segmentation`)
 
     def predict(self, inputs: Any, *, on_error: str | None = None) -> Segmentation | list[Segmentation]:
         """Segment images (one at a time: images keep their own sizes).
