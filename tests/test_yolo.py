@@ -106,6 +106,13 @@ SCRIPT = textwrap.dedent(
     from zoo.results import Detections
     out["is_detections"] = isinstance(result, Detections)
     out["size"] = list(result.size)
+    from PIL import Image
+    out["pillow_open"] = Image.open.__module__  # ultralytics replaces it process-wide; zoo puts it back
+    try:  # ultralytics' replacement would run check_requirements("pi-heif") here: a pip install when online
+        zoo.load("yolov8n:none").predict(sys.argv[2])
+        out["bad_file"] = "predicted"
+    except zoo.ZooError as exc:
+        out["bad_file"] = type(exc).__name__
     if os.environ.get("ZOO_OFFLINE"):  # online, this would download the released weights: not here
         try:
             zoo.load("yolov8n")
@@ -134,14 +141,18 @@ def test_predict_makes_no_network_call_and_writes_nothing_in_cwd(
     env = {k: v for k, v in os.environ.items() if k not in {"YOLO_OFFLINE", "HF_HUB_OFFLINE", "YOLO_CONFIG_DIR"}}
     if offline:
         env["ZOO_OFFLINE"] = "1"
+    bad = tmp_path / "not-an-image.jpg"
+    bad.write_bytes(b"GIF89a but not really" * 8)
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(photos[0])], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
+        [sys.executable, "-c", SCRIPT, str(photos[0]), str(bad)],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["attempts"] == []
     assert out["is_detections"] and out["type"] == "YoloDetections"
     assert out["size"] == list(Image.open(photos[0]).size)
+    assert (out["pillow_open"], out["bad_file"]) == ("PIL.Image", "InputError")  # no pip, no ModuleNotFoundError
     assert sorted(p.name for p in cwd.iterdir()) == ["keep.txt"]
     assert out["online"] is False  # the import-time probe never ran
     root = isolated / "ultralytics"

@@ -10,7 +10,11 @@ ultralytics' traps, and what this module does about each:
   working directory and are frozen at import: zoo points `YOLO_CONFIG_DIR` under the zoo root and, the
   first time, writes a settings file whose folders are under `<root>/ultralytics` too;
 - it downloads `Arial.ttf` to plot or train: zoo copies matplotlib's DejaVu Sans (matplotlib is an
-  ultralytics dependency) under both font names ultralytics looks for.
+  ultralytics dependency) under both font names ultralytics looks for;
+- it replaces `PIL.Image.open` for the whole process (`ultralytics.utils.patches`) with a version that, on a
+  file PIL cannot identify, runs `check_requirements("pi-heif")` (a pip install when online) and raises
+  `ModuleNotFoundError` when offline: zoo puts Pillow's own `Image.open` back, so a bad file anywhere in the
+  process stays a one-line `InputError` and nothing is installed.
 
 A user's own `YOLO_CONFIG_DIR` is respected: zoo then only adds the fonts.
 """
@@ -66,12 +70,24 @@ def ultralytics_module() -> ModuleType:
                 import ultralytics.utils  # noqa: F401 - runs its import-time setup now, offline
         except ImportError as exc:
             raise UnsupportedError(f"ultralytics models need the ultralytics package ({exc}): {INSTALL_HINT}.") from exc
+    _restore_pillow()
     import ultralytics
     from ultralytics.utils import USER_CONFIG_DIR
 
     if Path(USER_CONFIG_DIR) != folder:  # imported earlier under another YOLO_CONFIG_DIR: its folder wins
         install_fonts(Path(USER_CONFIG_DIR))
     return ultralytics
+
+
+def _restore_pillow() -> None:
+    """Import ultralytics' patches now, then give `PIL.Image.open` back its Pillow original (see the docstring)."""
+    from PIL import Image
+
+    with _no_dns_probe():
+        patches = importlib.import_module("ultralytics.utils.patches")
+    original = getattr(patches, "_image_open", None)
+    if original is not None and Image.open is not original and Image.open is getattr(patches, "image_open", None):
+        Image.open = original
 
 
 def _is_zoo_folder(folder: Path) -> bool:
