@@ -68,9 +68,14 @@ def test_yolo_folder_and_the_eval_command(weights: Path, assets: Path, tmp_path:
     (root / "labels").mkdir()
     (root / "classes.txt").write_text("\n".join(NAMES))
     for name, boxes in _reference(assets).items():
-        shutil.copy(assets / "images" / name, root / "images" / name)
-        with Image.open(root / "images" / name) as image:
+        with Image.open(assets / "images" / name) as image:
             width, height = image.size
+            if name == "bus.jpg":  # stored as a phone does: turned a quarter, EXIF orientation 6 turns it back
+                exif = Image.Exif()
+                exif[0x0112] = 6
+                image.transpose(Image.Transpose.ROTATE_90).save(root / "images" / name, quality=95, exif=exif)
+            else:
+                shutil.copy(assets / "images" / name, root / "images" / name)
         lines = []
         for box in boxes:
             x1, y1, x2, y2 = box["xyxy"]
@@ -85,9 +90,11 @@ def test_yolo_folder_and_the_eval_command(weights: Path, assets: Path, tmp_path:
     assert figures["map50"] == pytest.approx(1.0) and figures["map"] > 0.9
     assert json.loads((out / "metrics.json").read_text())["map"] == figures["map"]
 
-    (root / "labels" / "bus.txt").write_text("0 0.5 0.5 oops 0.1")
-    bad = CliRunner().invoke(cli, ["eval", "yolov5n", str(root), "--device", "cpu"])
-    assert bad.exit_code == 1 and bad.output.startswith("error: ") and "bus.txt:1" in bad.output
+    for line, message in (("0 0.5 0.5 oops 0.1", "expected 'class cx cy w h'"), ("1.5 0.5 0.5 0.1 0.1", "whole")):
+        (root / "labels" / "bus.txt").write_text(line)
+        bad = CliRunner().invoke(cli, ["eval", "yolov5n", str(root), "--device", "cpu"])
+        assert bad.exit_code == 1 and bad.output.startswith("error: ") and "bus.txt:1" in bad.output
+        assert message in bad.output and bad.output.count("\n") == 1
 
 
 def test_unusable_coco_files(weights: Path, assets: Path, tmp_path: Path) -> None:  # noqa: F811

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from zoo.errors import InputError, SkippedInputsWarning, UnsupportedError
 from zoo.evaluate.report import Report
-from zoo.images import IMAGE_SUFFIXES
+from zoo.images import IMAGE_SUFFIXES, exif_orientation
 
 if TYPE_CHECKING:
     from zoo.model import Model
@@ -194,6 +194,10 @@ def _coco(path: Path) -> tuple[dict[str, Any], list[tuple[Path, int]]]:
     return gt, files
 
 
+#: EXIF orientations that turn the stored picture a quarter turn (its upright width is the stored height).
+_TRANSPOSED = frozenset({5, 6, 7, 8})
+
+
 def _yolo(
     root: Path, labels: Sequence[str] | None, *, split: str = "val"
 ) -> tuple[dict[str, Any], list[tuple[Path, int]]]:
@@ -215,6 +219,8 @@ def _yolo(
     for image_id, path in enumerate(paths):
         with Image.open(path) as im:
             width, height = im.size
+            if exif_orientation(im) in _TRANSPOSED:  # labels are on the upright photo, as predict sees it
+                width, height = height, width
         gt["images"].append({"id": image_id, "file_name": path.name, "width": width, "height": height})
         files.append((path, image_id))
         label = label_dir / path.relative_to(images).with_suffix(".txt")
@@ -225,6 +231,8 @@ def _yolo(
                 cls, cx, cy, w, h = (float(v) for v in line.split()[:5])
             except ValueError as exc:
                 raise InputError(f"{label}:{line_no}: expected 'class cx cy w h', got {line!r}.") from exc
+            if cls != int(cls):
+                raise InputError(f"{label}:{line_no}: class {line.split()[0]!r} is not a whole number.")
             if not 0 <= cls < len(names):
                 raise InputError(f"{label}:{line_no}: class {int(cls)} is not one of the {len(names)} classes.")
             box = [(cx - w / 2) * width, (cy - h / 2) * height, w * width, h * height]
