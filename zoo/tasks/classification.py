@@ -100,8 +100,8 @@ class ImageClassification(Task):
         def events() -> Iterator[Any]:
             with progress_bar(len(items) if is_batch else 0, "classifying") as advance:
                 for chunk, kept, skipped, batch in prefetch(batched(items, batch_size), prepare, workers):
-                    logits = self._forward(batch, amp, layout) if kept else None
-                    found = self._results(logits, top_k, [i.source for i in kept]) if kept else ()
+                    sources = [i.source for i in kept]
+                    found = self._results(self._forward(batch, amp, layout), top_k, sources) if kept else ()
                     yield list(in_input_order(chunk, kept, found, skipped))
                     advance(len(chunk))
 

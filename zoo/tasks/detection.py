@@ -111,7 +111,7 @@ class ObjectDetection(Task):
         def prepare(chunk: list[ImageItem]) -> tuple[list[ImageItem], list[_Boxed], list[SkippedInput]]:
             skipped: list[SkippedInput] = []
             done = decode_each(chunk, 3, on_error=on_error, is_batch=is_batch, skipped=skipped, decoder=boxed)
-            return chunk, [each for _, each in done], skipped
+            return chunk, [each for _, each in done], skipped  # type: ignore[misc]  # decoder returns _Boxed
 
         def events() -> Iterator[Any]:
             with progress_bar(len(items) if is_batch else 0, "detecting") as advance:
