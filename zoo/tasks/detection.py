@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import InputError, UnsupportedError
-from zoo.images import ImageItem, check_size, collect_images, decode_each
+from zoo.images import ImageItem, check_size, collect_images, decode, decode_each
 from zoo.progress import progress_bar
 from zoo.results import Detections
 from zoo.results.batch import SkippedInput, check_on_error, finish
@@ -105,10 +105,13 @@ class ObjectDetection(Task):
         workers = worker_count(num_workers)
         self._prepare()
 
+        def boxed(item: ImageItem, channels: int) -> _Boxed:  # one full-size image at a time, not a batch of them
+            return self._letterbox(item, decode(item, channels), size, stride)
+
         def prepare(chunk: list[ImageItem]) -> tuple[list[ImageItem], list[_Boxed], list[SkippedInput]]:
             skipped: list[SkippedInput] = []
-            decoded = decode_each(chunk, 3, on_error=on_error, is_batch=is_batch, skipped=skipped)
-            return chunk, [self._letterbox(item, image, size, stride) for item, image in decoded], skipped
+            done = decode_each(chunk, 3, on_error=on_error, is_batch=is_batch, skipped=skipped, decoder=boxed)
+            return chunk, [each for _, each in done], skipped  # type: ignore[misc]  # decoder returns _Boxed
 
         def events() -> Iterator[Any]:
             with progress_bar(len(items) if is_batch else 0, "detecting") as advance:
