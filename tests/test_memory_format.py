@@ -73,3 +73,36 @@ def test_channels_last_gives_the_default_top5_on_real_photos(assets: Path, monke
         assert list(got.labels) == [e["label"] for e in reference[path.name]], path.name
         assert got.indices == want.indices, path.name
         assert got.scores == pytest.approx(want.scores, abs=1e-5, rel=0), path.name
+
+
+def test_the_cli_flag_reaches_the_model_and_is_refused_where_it_does_not_apply(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from zoo.cli import cli
+
+    seen: list[bool] = []
+
+    @zoo.register("tinyflag", task="image-classification", labels=LABELS, preprocess=zoo.ImagePreprocess(crop=32))
+    def build(num_classes: int = 3):
+        torch.manual_seed(0)
+        module = tiny_cnn(num_classes)
+        module.register_forward_pre_hook(
+            lambda _m, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last))
+        )
+        return module
+
+    Image.new("RGB", (40, 40), (200, 30, 30)).save(tmp_path / "red.png")
+    runs = {}
+    for flag in ([], ["--memory-format", "channels_last"], ["--memory-format", "contiguous_format"]):
+        seen.clear()
+        result = CliRunner().invoke(cli, ["predict", "tinyflag:none", str(tmp_path / "red.png"), "--json", *flag])
+        assert result.exit_code == 0, result.output
+        runs[tuple(flag)] = (seen[:], json.loads(result.stdout)["results"][0]["top"])
+    default, last, contiguous = runs.values()
+    assert (default[0], last[0], contiguous[0]) == ([False], [True], [False])
+    assert [c["label"] for c in last[1]] == [c["label"] for c in default[1]] and contiguous[1] == default[1]
+
+    refused = CliRunner().invoke(cli, ["predict", "lraspp_mobilenet_v3_large:none", str(tmp_path / "red.png"),
+                                       "--memory-format", "channels_last"])  # fmt: skip
+    assert refused.exit_code == 1 and refused.output.startswith("error: --memory-format does not apply to")
