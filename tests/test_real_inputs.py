@@ -352,7 +352,7 @@ def test_cli_refuses_options_the_task_does_not_take(tmp_path: Path) -> None:
     assert out.returncode == 1
     assert out.stderr.strip().splitlines() == [
         "error: --conf does not apply to lenet5:none (image-classification): its options are --top-k, "
-        "--batch-size, --save."
+        "--batch-size, --memory-format, --save."
     ]
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from zoo.cli.checks import require_capability
-from zoo.train.config import OPTIMIZERS, TrainConfig
 
 
 def _val(value: str | None) -> str | float | None:
@@ -19,6 +18,11 @@ def _val(value: str | None) -> str | float | None:
         return float(value)
     except ValueError:
         return value
+
+
+def _chosen(**options: object) -> dict[str, object]:
+    """The recipe options given on the command line (the others keep the recipe's defaults)."""
+    return {name: value for name, value in options.items() if value is not None}
 
 
 @click.command("finetune")
@@ -44,31 +48,17 @@ def _val(value: str | None) -> str | float | None:
 @click.option("--workers", "num_workers", type=int, help="DataLoader worker processes.")
 @click.option(
     "--optimizer",
-    type=click.Choice(OPTIMIZERS),
-    default=TrainConfig.optimizer,
-    show_default=True,
-    help="AdamW, or SGD with Nesterov momentum 0.9.",
+    type=click.Choice(["adamw", "sgd"]),
+    help="AdamW, or SGD with Nesterov momentum 0.9 [default: the recipe's, see the fine-tuning guide].",
 )
-@click.option(
-    "--weight-decay",
-    type=float,
-    default=TrainConfig.weight_decay,
-    show_default=True,
-    help="AdamW's decoupled, SGD's L2.",
-)
-@click.option(
-    "--label-smoothing", type=float, default=TrainConfig.label_smoothing, show_default=True, help="In [0, 1)."
-)
+@click.option("--weight-decay", type=float, help="AdamW's decoupled decay, SGD's L2 [default: the recipe's].")
+@click.option("--label-smoothing", type=float, help="Cross-entropy label smoothing in [0, 1) [default: none].")
 @click.option(
     "--augment/--no-augment",
     default=None,
     help="Random crops and flips of training images [default: on from 5 epochs].",
 )
-@click.option(
-    "--patience",
-    type=int,
-    help=f"Stop after this many epochs without improvement [default: {TrainConfig.patience}].",
-)
+@click.option("--patience", type=int, help="Stop after this many epochs without improvement [default: 5].")
 def finetune_cmd(
     name: str,
     data: str,
@@ -84,9 +74,9 @@ def finetune_cmd(
     seed: int | None,
     image_size: int | None,
     num_workers: int | None,
-    optimizer: str,
-    weight_decay: float,
-    label_smoothing: float,
+    optimizer: str | None,
+    weight_decay: float | None,
+    label_smoothing: float | None,
     augment: bool | None,
     patience: int | None,
 ) -> None:
@@ -120,11 +110,13 @@ def finetune_cmd(
             seed=seed,
             image_size=image_size,
             num_workers=num_workers,
-            optimizer=optimizer,
-            weight_decay=weight_decay,
-            label_smoothing=label_smoothing,
-            augment=augment,
-            **({"patience": patience} if patience is not None else {}),
+            **_chosen(
+                optimizer=optimizer,
+                weight_decay=weight_decay,
+                label_smoothing=label_smoothing,
+                augment=augment,
+                patience=patience,
+            ),
             on_epoch=lambda metrics: click.echo(str(metrics)),
         )
         history = model.history
