@@ -151,7 +151,8 @@ def bench_files(count: int, rounds: int, tmp: Path) -> dict[str, object]:
                         "cpu_ms_per_img": round(1000 * min(cpu[name]) / count, 1),
                         "identical_top5": f"{same}/{count}"}  # fmt: skip
     result["goal"] = 1.5
-    result["ok"] = all(tops[name] == tops["tutorial"] for name in FILES_VARIANTS)
+    result["goal_met_by"] = [name for name in FILES_VARIANTS if result[name]["ratio"] >= 1.5]  # type: ignore[index]
+    result["ok"] = all(tops[name] == tops["tutorial"] for name in FILES_VARIANTS)  # the answers, not the speed
     result["load"] = load()
     return result
 
@@ -212,6 +213,7 @@ def bench_ray(count: int, workers: int, tmp: Path) -> dict[str, object]:
                         "steady_vs_local": round((local_all - local_few) / (all_ - few), 3) if all_ > few else None,
                         "same_top1": tops[name] == tops["local"] and len(tops[name]) == count}  # fmt: skip
     result["goal_vs_local"] = 0.7
+    result["goal_met_by"] = [n for n in times if n != "local" and local_all / times[n][1] >= 0.7]  # end to end
     result["ok"] = all(r["same_top1"] for r in result.values() if isinstance(r, dict))  # type: ignore[index]
     result["load"] = load()
     return result
