@@ -57,8 +57,9 @@ def build_model(
     info = info if info is not None else ModelInfo.for_spec(spec)
     target = resolve_device(device)
     state_path = Path(weights_file) if weights_file is not None else None
-    if state_path is not None:  # int8 weights: refuse another device before paying the build
+    if state_path is not None and target.type != "cpu":  # int8 weights: refuse another device before the build
         target = device_for(spec.name, is_quantized_file(state_path), device, target)
     module = build_module(spec.builder, thaw(info.builder_kwargs), state_path)
-    target = device_for(spec.name, is_quantized_module(module), device, target)
+    if target.type != "cpu":  # only another device than the CPU needs the quantized check (and its walk)
+        target = device_for(spec.name, is_quantized_module(module), device, target)
     return Model(place_module(module, target), spec, info=info, device=target)

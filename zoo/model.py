@@ -211,7 +211,10 @@ class Model:
         from zoo.checkpoint.quantized import device_for, is_quantized_module
         from zoo.device import resolve_device
 
-        self._device = device_for(self.name, is_quantized_module(self.module), device, resolve_device(device))
+        target = resolve_device(device)
+        if target.type != "cpu":  # a quantized module runs on the CPU only
+            target = device_for(self.name, is_quantized_module(self.module), device, target)
+        self._device = target
         self.module.to(self._device)
         return self
 
