@@ -203,9 +203,14 @@ def tag_height(font_size: int) -> int:
 
 def _font(size: int) -> Any:
     """The font torchvision draws with for `font_file()` at `size` (its default font without a file)."""
+    return _load_font(font_file(), size)
+
+
+@functools.cache
+def _load_font(path: str | None, size: int) -> Any:
+    """The font file `path` at `size` (PIL's default font for None), read from disk once per file and size."""
     from PIL import ImageFont
 
-    path = font_file()
     return ImageFont.truetype(path, size) if path else ImageFont.load_default()
 
 
