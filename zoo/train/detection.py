@@ -289,9 +289,10 @@ class _Run:
 
     def _set_trainable(self, trainable: dict[str, bool], epoch: int) -> None:
         """The class predictor always trains; the rest as the builder left it unless the strategy freezes it."""
+        from zoo.train.detection_heads import box_predictor
         from zoo.train.strategies import backbone_trainable
 
-        predictor = {id(p) for p in _predictor(self.module).parameters()}
+        predictor = {id(p) for p in box_predictor(self.module).parameters()}
         everything = backbone_trainable(self.config, epoch)
         for name, param in self.module.named_parameters():
             param.requires_grad_(id(param) in predictor or (everything and trainable[name]))
@@ -460,15 +461,6 @@ def _score(monitor: str, metrics: EpochMetrics) -> tuple[float, ...]:
     if monitor == "val_loss":
         return (-(metrics.val_loss or 0.0),)
     return (float(metrics.epoch),)
-
-
-def _predictor(module: Any) -> torch.nn.Module:
-    """The detector's class predictor: the module `replace_box_predictor` swaps."""
-    from torchvision.models.detection import FasterRCNN
-
-    if isinstance(module, FasterRCNN):
-        return module.roi_heads.box_predictor
-    return module.head.classification_head
 
 
 def _norm_types() -> tuple[type, ...]:

@@ -10,14 +10,14 @@ other heads, which box datasets do not have: they are refused. Class counts incl
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from zoo.errors import UnsupportedError
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["FINETUNABLE", "box_classes", "replace_box_predictor"]
+__all__ = ["FINETUNABLE", "box_classes", "box_predictor", "replace_box_predictor"]
 
 #: The detectors whose classes zoo's detection fine-tuning replaces (the names of torchvision's classes).
 FINETUNABLE = ("FasterRCNN", "RetinaNet", "FCOS", "SSD")
@@ -50,6 +50,14 @@ def box_classes(module: torch.nn.Module) -> int:
     if isinstance(module, SSD):
         return int(module.head.classification_head.num_columns)
     raise _refuse(module)
+
+
+def box_predictor(module: Any) -> torch.nn.Module:
+    """The detector's class predictor: the module `replace_box_predictor` swaps (a Faster R-CNN's
+    `roi_heads.box_predictor`, else the one-stage detector's `head.classification_head`)."""
+    from torchvision.models.detection import FasterRCNN
+
+    return module.roi_heads.box_predictor if isinstance(module, FasterRCNN) else module.head.classification_head
 
 
 def replace_box_predictor(module: torch.nn.Module, num_classes: int, *, seed: int = 0) -> None:
