@@ -109,3 +109,24 @@ def test_plugin_commands_join_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     assert CliRunner().invoke(cli, ["hello"]).output == "hello from a plugin\n"
     assert "Say hello" in CliRunner().invoke(cli, ["--help"]).output
     assert "hello from a plugin" not in CliRunner().invoke(cli, ["list", "--json"]).output
+
+
+@pytest.mark.parametrize(("flags", "expected"), [([], None), (["-b", "3"], 3)])
+def test_predict_passes_batch_size_only_when_given(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, flags: list[str], expected: int | None
+) -> None:
+    """Without -b each task keeps its own default (4 for image-to-image, 16 for detection), not the CLI's."""
+    from zoo.tasks.classification import ImageClassification
+
+    seen: list[dict[str, object]] = []
+    original = ImageClassification.predict
+
+    def spy(self: ImageClassification, inputs: object, **options: object) -> object:
+        seen.append(options)
+        return original(self, inputs, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ImageClassification, "predict", spy)
+    Image.fromarray(np.full((40, 40, 3), 90, dtype=np.uint8)).save(tmp_path / "a.png")
+    result = CliRunner().invoke(cli, ["predict", "resnet18:none", str(tmp_path / "a.png"), "--device", "cpu", *flags])
+    assert result.exit_code == 0, result.output
+    assert len(seen) == 1 and seen[0].get("batch_size") == expected

@@ -106,3 +106,29 @@ def test_bad_option_and_missing_out(cluster: float) -> None:
 
 def _top1(reference: dict, name: str) -> str:
     return reference["images"][name][0]["label"]
+
+
+def test_unreachable_ray_address_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    """Ray alone retries a dead address for minutes; zoo says so in one line, in seconds, and leaves no --out file."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "results.jsonl"
+    args = ["predict", "resnet18:none", str(tmp_path), "--engine", "ray", "--ray-address", f"127.0.0.1:{port}"]
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "zoo", *args, "--out", str(out)], capture_output=True, text=True)
+    assert time.perf_counter() - start < 60
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert f"No Ray cluster at 127.0.0.1:{port}" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("address", ["nonsense", "ray://:10001", "host:port"])
+def test_malformed_ray_address(monkeypatch: pytest.MonkeyPatch, address: str) -> None:
+    from zoo import ray as zoo_ray
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as in a fresh process (the module's cluster may run)
+    with pytest.raises(zoo.InputError, match="is not host:port"):
+        zoo_ray.connect(address)

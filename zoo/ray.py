@@ -27,7 +27,7 @@ from zoo.errors import InputError
 if TYPE_CHECKING:
     import ray.data
 
-__all__ = ["Predictor", "predict", "require_ray"]
+__all__ = ["Predictor", "connect", "predict", "require_ray"]
 
 #: Environment variables the driver's zoo settings travel in, to every actor.
 _SETTINGS = ("TORCH_HOME", "HF_HOME", "HF_HUB_OFFLINE", "YOLO_CONFIG_DIR")
@@ -142,10 +142,9 @@ def predict(
         A dataset with columns `input`, `result` (JSON text of the result's fields) and `error`.
     """
     ray = require_ray()
-    if not ray.is_initialized():
-        ray.init(address=address, log_to_driver=False)
     if batch_size < 1 or (num_workers is not None and num_workers < 1):
         raise InputError(f"batch_size and num_workers must be at least 1, not {batch_size} and {num_workers}.")
+    connect(address)
     dataset = inputs if isinstance(inputs, ray.data.Dataset) else _paths_dataset(ray, inputs)
     env = {k: v for k, v in os.environ.items() if k.startswith("ZOO_") or k in _SETTINGS}
     return dataset.map_batches(
@@ -157,6 +156,48 @@ def predict(
         num_gpus=num_gpus,
         runtime_env={"env_vars": env},
     )
+
+
+def connect(address: str | None = None) -> None:
+    """Join the Ray cluster at `address` (None: `RAY_ADDRESS`, else start a local one), unless Ray is initialized.
+
+    A `host:port` (or `ray://host:port`) address is tried with a plain TCP connection first: Ray itself keeps
+    retrying an unreachable address for minutes before it gives up.
+
+    Raises:
+        InputError: Ray is not installed, or no cluster answers at the address (one line, in seconds).
+    """
+    ray = require_ray()
+    if ray.is_initialized():
+        return
+    target = address or os.environ.get("RAY_ADDRESS") or None
+    if target and target not in ("auto", "local"):
+        _check_reachable(target)
+    try:
+        ray.init(address=address, log_to_driver=False)
+    except ConnectionError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(
+            f"No Ray cluster at {target or 'this machine'}: {reason} Start one with `ray start --head`, or leave "
+            "out the address to start a local one."
+        ) from exc
+
+
+def _check_reachable(target: str) -> None:
+    """Raise `InputError` unless something listens at the `host:port` of a Ray address (5 s at most)."""
+    import socket
+
+    host, sep, port = target.removeprefix("ray://").rstrip("/").rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit():
+        raise InputError(f"Ray address {target!r} is not host:port, ray://host:port or auto.")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise InputError(
+            f"No Ray cluster at {target} ({exc.strerror or exc}): check the address, or start one there with "
+            "`ray start --head`."
+        ) from exc
 
 
 def _paths_dataset(ray: Any, inputs: Any) -> Any:

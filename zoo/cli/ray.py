@@ -22,7 +22,7 @@ def run_on_ray(name: str, inputs: list[str], *, out: str | None, resume: bool, w
         raise InputError("--engine ray writes its results to a file: add --out results.jsonl (or .csv, .parquet).")
     if trust:
         raise InputError("--trust is not passed to Ray workers: trust the repo with `zoo trust` first.")
-    zoo_ray.require_ray()
+    zoo_ray.connect(address)  # before the output file is opened: a wrong address leaves nothing behind
     sink = open_records(out, resume=resume)
     skipped = 0
     try:
