@@ -157,6 +157,40 @@ def test_coco_and_yolo_give_the_same_training_targets(assets: Path, tmp_path: Pa
         assert ta["boxes"].tolist() == [[float(v) for v in box[1:]] for box in boxes]
 
 
+def test_a_held_out_fraction_is_scored_by_map_like_a_validation_file(coco: Path, tmp_path: Path) -> None:
+    """val=0.25 holds 2 of the 8 images out and scores them by mAP each epoch; in-memory boxes score as a file does."""
+    from zoo.evaluate.detection import evaluate_boxes, evaluate_detection
+
+    model = zoo.load(MODEL, device="cpu", box_batch_size_per_image=16)
+    model.finetune(coco, val=0.25, epochs=1, batch_size=2, image_size=64, optimizer="sgd", lr=1e-2, seed=0)
+    history = model.history
+    assert history is not None and history.monitor == "val_map"
+    assert history[0].val_map is not None and history[0].val_map50 is not None
+
+    # One epoch from random weights scores 0 on the true boxes; to compare the two scorers on a score above 0, the
+    # truth here is the model's own best box on each held-out image (and a box it does not find).
+    _, held = read_detection(coco).split(0.25, 0)
+    truth = []
+    for sample in held.samples:
+        found = model.predict(sample.path, conf=0.001)
+        assert len(found) > 0
+        box = [float(v) for v in found.boxes[0].tolist()]
+        truth.append((sample.path, [box, [1.0, 1.0, 9.0, 9.0]], [NAMES.index(found.labels[0]), 1]))
+    in_memory = evaluate_boxes(model, truth, NAMES, data="held out", batch_size=2)
+    images, annotations = [], []
+    for image_id, (path, boxes, classes) in enumerate(truth, 1):
+        images.append({"id": image_id, "file_name": path.name, "width": SIZE, "height": SIZE})
+        for (x1, y1, x2, y2), cls in zip(boxes, classes):
+            bbox = [x1, y1, x2 - x1, y2 - y1]
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": cls + 5, "bbox": bbox})
+    categories = [{"id": k + 5, "name": name} for k, name in enumerate(NAMES)]
+    held_file = coco.parent / "held.json"
+    held_file.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    by_file = evaluate_detection(model, held_file, batch_size=2)
+    assert 0 < in_memory.map50 < 1 and in_memory.count == 2
+    assert (in_memory.map, in_memory.map50, in_memory.classes) == (by_file.map, by_file.map50, by_file.classes)
+
+
 @pytest.mark.filterwarnings("ignore::zoo.errors.RandomWeightsWarning")
 def test_same_seed_same_weights_from_the_cli_and_the_api(assets: Path, tmp_path: Path, single_thread: None) -> None:
     from click.testing import CliRunner

@@ -132,3 +132,24 @@ def test_malformed_ray_address(monkeypatch: pytest.MonkeyPatch, address: str) ->
     monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as in a fresh process (the module's cluster may run)
     with pytest.raises(zoo.InputError, match="is not host:port"):
         zoo_ray.connect(address)
+
+
+def test_default_workers_fill_the_cluster(cluster: float, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No num_workers: one actor per CPU of the cluster (2 here); over a given dataset, an autoscaling 1..2 pool."""
+    from zoo import ray as zoo_ray
+
+    assert zoo_ray.actor_room() == 2
+    assert zoo_ray.actor_room(num_gpus=1) == 1  # no GPU in this cluster: still one actor, never zero
+    seen: list[object] = []
+    original = ray.data.Dataset.map_batches
+
+    def spy(self: object, *args: object, **kwargs: object) -> object:
+        seen.append(kwargs["concurrency"])
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ray.data.Dataset, "map_batches", spy)
+    (tmp_path / "a.png").write_bytes(b"not run: the datasets are lazy")
+    zoo_ray.predict([str(tmp_path / "a.png")], "resnet18:none")
+    zoo_ray.predict(ray.data.from_items([{"path": str(tmp_path / "a.png")}]), "resnet18:none")
+    zoo_ray.predict([str(tmp_path / "a.png")], "resnet18:none", num_workers=1)
+    assert seen == [2, (1, 2), 1]

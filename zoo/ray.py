@@ -27,7 +27,7 @@ from zoo.errors import InputError
 if TYPE_CHECKING:
     import ray.data
 
-__all__ = ["Predictor", "connect", "predict", "require_ray"]
+__all__ = ["Predictor", "actor_room", "connect", "predict", "require_ray"]
 
 #: Environment variables the driver's zoo settings travel in, to every actor.
 _SETTINGS = ("TORCH_HOME", "HF_HOME", "HF_HUB_OFFLINE", "YOLO_CONFIG_DIR")
@@ -132,7 +132,9 @@ def predict(
             `image` column.
         model: the model name each actor loads.
         batch_size: images per `map_batches` batch (and forward pass).
-        num_workers: actors (model copies); default 1.
+        num_workers: actors (model copies). Default: as many as the cluster has room for, one per CPU (or
+            per `num_gpus` of its GPUs); over a dataset you pass, an autoscaling pool from 1 up to that, so the
+            dataset's own read tasks keep CPUs to run on.
         address: the cluster to connect to when Ray is not initialized yet (None: `RAY_ADDRESS`, else start a
             local one).
         num_gpus: GPUs per actor.
@@ -145,17 +147,29 @@ def predict(
     if batch_size < 1 or (num_workers is not None and num_workers < 1):
         raise InputError(f"batch_size and num_workers must be at least 1, not {batch_size} and {num_workers}.")
     connect(address)
-    dataset = inputs if isinstance(inputs, ray.data.Dataset) else _paths_dataset(ray, inputs)
+    given = isinstance(inputs, ray.data.Dataset)
+    dataset = inputs if given else _paths_dataset(ray, inputs)
+    room = actor_room(num_gpus)
+    concurrency: int | tuple[int, int] = num_workers or ((1, room) if given and room > 1 else room)
     env = {k: v for k, v in os.environ.items() if k.startswith("ZOO_") or k in _SETTINGS}
     return dataset.map_batches(
         Predictor,
         fn_constructor_kwargs={"model": model, **predict_options},
         batch_size=batch_size,
         batch_format="numpy",
-        concurrency=num_workers or 1,
+        concurrency=concurrency,
         num_gpus=num_gpus,
         runtime_env={"env_vars": env},
     )
+
+
+def actor_room(num_gpus: float = 0) -> int:
+    """How many predictor actors the connected cluster holds at once: its CPUs, or GPUs / `num_gpus` (at least 1)."""
+    ray = require_ray()
+    resources = ray.cluster_resources()
+    if num_gpus > 0:
+        return max(1, int(resources.get("GPU", 0) // num_gpus))
+    return max(1, int(resources.get("CPU", 1)))
 
 
 def connect(address: str | None = None) -> None:

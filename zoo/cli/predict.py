@@ -54,7 +54,8 @@ FLAGS = {
     "--num-workers",
     default="auto",
     show_default=True,
-    help="Threads decoding the next batches while one runs (a number, or auto); with --engine ray, Ray workers.",
+    help="Threads decoding the next batches while one runs (a number, or auto); with --engine ray, Ray workers "
+    "(auto: one per CPU of the cluster).",
 )
 @click.option(
     "--engine",

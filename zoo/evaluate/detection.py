@@ -26,7 +26,7 @@ from zoo.images import IMAGE_SUFFIXES, exif_orientation
 if TYPE_CHECKING:
     from zoo.model import Model
 
-__all__ = ["DetectionEvaluation", "evaluate_detection", "is_detection_data"]
+__all__ = ["DetectionEvaluation", "evaluate_boxes", "evaluate_detection", "is_detection_data"]
 
 #: Score threshold and boxes per image for mAP (COCO scores at most 100 boxes per image).
 CONF, MAX_DET = 0.001, 100
@@ -106,10 +106,50 @@ def evaluate_detection(model: Model, data: str | Path, *, batch_size: int = 16) 
     """
     path = Path(data).expanduser()
     gt, files = _coco(path) if path.is_file() else _yolo(path, model.labels)
+    return _evaluate(model, gt, files, str(path), batch_size)
+
+
+def evaluate_boxes(
+    model: Model,
+    images: Sequence[tuple[Path, Sequence[Sequence[float]], Sequence[int]]],
+    names: Sequence[str],
+    *,
+    data: str,
+    batch_size: int = 16,
+) -> DetectionEvaluation:
+    """COCO mAP of `model` on images whose true boxes are already in memory (a part of a training set held out).
+
+    Args:
+        images: (image file, its boxes as (x1, y1, x2, y2) pixels of the upright image, each box's class index).
+        names: the class names the indices point into; model classes are matched to them by name.
+        data: what the report names as its dataset.
+        batch_size: images per forward pass.
+
+    Raises:
+        InputError: none of `names` is a class of the model.
+        UnsupportedError: faster-coco-eval is missing, or the model's answers are not boxes.
+    """
+    gt: dict[str, Any] = {"images": [], "annotations": [], "categories": []}
+    gt["categories"] = [{"id": k + 1, "name": name} for k, name in enumerate(names)]
+    files = []
+    for image_id, (path, boxes, classes) in enumerate(images, 1):
+        gt["images"].append({"id": image_id, "file_name": str(path)})
+        files.append((Path(path), image_id))
+        for (x1, y1, x2, y2), cls in zip(boxes, classes):
+            bbox = [x1, y1, x2 - x1, y2 - y1]
+            box = {"image_id": image_id, "category_id": int(cls) + 1, "bbox": bbox, "area": bbox[2] * bbox[3]}
+            gt["annotations"].append({"id": len(gt["annotations"]) + 1, **box, "iscrowd": 0})
+    return _evaluate(model, gt, files, data, batch_size)
+
+
+def _evaluate(
+    model: Model, gt: dict[str, Any], files: list[tuple[Path, int]], data: str, batch_size: int
+) -> DetectionEvaluation:
+    """Predict every file and score the boxes against `gt` (a COCO dict whose image ids `files` name)."""
     by_name = {c["name"]: c["id"] for c in gt["categories"]}
     if not any(label in by_name for label in model.labels or ()):
         raise InputError(
-            f"None of {path}'s categories ({', '.join(list(by_name)[:5])}) is a class of {model.name}: "
+            f"None of {data}'s categories ({', '.join(list(by_name)[:5])}) is a class of {model.name}: "
             "name the categories after the model's labels (see `zoo info`)."
         )
     options: dict[str, Any] = {"batch_size": batch_size, "on_error": "skip"}
@@ -138,7 +178,7 @@ def evaluate_detection(model: Model, data: str | Path, *, batch_size: int = 16) 
     read = {image_ids[str(r.source)] for r in results}
     gt = {**gt, "images": [im for im in gt["images"] if im["id"] in read]}
     gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in read]
-    return _score(model.name, str(path), gt, detections, len(results), skipped)
+    return _score(model.name, data, gt, detections, len(results), skipped)
 
 
 def _score(

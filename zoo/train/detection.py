@@ -3,9 +3,10 @@
 torchvision's object detection fine-tuning recipe: the class predictor is replaced for the dataset's classes
 (`zoo.train.detection_heads`), and the detector trains on its own losses (it resizes and normalises images
 itself) on lists of images in [0, 1] with their boxes. Each epoch is recorded as classifiers' are
-(`results.csv`, `curves.png`), validated by loss and, on a validation dataset file or folder, COCO mAP through
-`zoo.evaluate` (faster-coco-eval). The best epoch is kept and written as `best.safetensors`, which reloads
-by path (`zoo.load("runs/x/best.safetensors")`) with the new class names.
+(`results.csv`, `curves.png`), validated by loss and COCO mAP through `zoo.evaluate` (faster-coco-eval), on a
+validation dataset file or folder or on the images held out of the training data. The best epoch is kept and
+written as `best.safetensors`, which reloads by path (`zoo.load("runs/x/best.safetensors")`) with the new class
+names.
 """
 
 from __future__ import annotations
@@ -358,7 +359,7 @@ class _Run:
         return torch.autocast(self.device.type, dtype=precision.dtype)
 
     def _validate(self) -> tuple[float, float | None, float | None]:
-        """Validation loss (the detector's training losses, nothing updated) and mAP on a validation file."""
+        """Validation loss (the detector's training losses, nothing updated) and mAP on the validation images."""
         import torch
 
         assert self.val is not None
@@ -380,17 +381,23 @@ class _Run:
             for layer, training in was.items():
                 layer.train(training)
         val_loss = total / len(self.val.samples)
-        if self.val_source is None:
-            return val_loss, None, None
         return (val_loss, *self._map())
 
     def _map(self) -> tuple[float | None, float | None]:
-        from zoo.evaluate.detection import evaluate_detection
+        """mAP and mAP@.5 on the validation file or folder, or on the images held out of the training data."""
+        from zoo.evaluate.detection import evaluate_boxes, evaluate_detection
 
+        assert self.val is not None
+        size = self.config.batch_size
+        held = [(s.path, s.boxes, s.classes) for s in self.val.samples]
         try:
             with warnings.catch_warnings():  # a model trained from random weights is being trained: no warning
                 warnings.simplefilter("ignore", RandomWeightsWarning)
-                result = evaluate_detection(self.model, self.val_source, batch_size=self.config.batch_size)  # type: ignore[arg-type]
+                if self.val_source is not None:
+                    result = evaluate_detection(self.model, self.val_source, batch_size=size)
+                else:
+                    data = f"{self.val.source} ({len(held)} held out)"
+                    result = evaluate_boxes(self.model, held, self.val.names, data=data, batch_size=size)
         except UnsupportedError as exc:  # faster-coco-eval missing: the run goes on by validation loss
             log.warning("no validation mAP: %s", exc)
             return None, None
