@@ -81,7 +81,7 @@ def test_ray_engine_gives_the_local_records(
         zoo.ray.Predictor,
         fn_constructor_kwargs={"model": "mobilenet_v2", "top_k": 1},
         batch_size=2,
-        concurrency=1,
+        compute=ray.data.ActorPoolStrategy(size=1),
         runtime_env={
             "env_vars": {  # fmt: skip
                 "ZOO_WEIGHTS_PATH": str(assets / "weights"),
@@ -144,7 +144,8 @@ def test_default_workers_fill_the_cluster(cluster: float, monkeypatch: pytest.Mo
     original = ray.data.Dataset.map_batches
 
     def spy(self: object, *args: object, **kwargs: object) -> object:
-        seen.append(kwargs["concurrency"])
+        pool = kwargs["compute"]
+        seen.append((pool.min_size, pool.max_size))
         return original(self, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(ray.data.Dataset, "map_batches", spy)
@@ -152,4 +153,4 @@ def test_default_workers_fill_the_cluster(cluster: float, monkeypatch: pytest.Mo
     zoo_ray.predict([str(tmp_path / "a.png")], "resnet18:none")
     zoo_ray.predict(ray.data.from_items([{"path": str(tmp_path / "a.png")}]), "resnet18:none")
     zoo_ray.predict([str(tmp_path / "a.png")], "resnet18:none", num_workers=1)
-    assert seen == [2, (1, 2), 1]
+    assert seen == [(2, 2), (1, 2), (1, 1)]

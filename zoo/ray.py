@@ -4,7 +4,7 @@
 import ray, zoo.ray
 ds = ray.data.read_binary_files("s3://bucket/photos/", include_paths=True)
 out = ds.map_batches(zoo.ray.Predictor, fn_constructor_kwargs={"model": "resnet18", "top_k": 1},
-                     batch_size=64, concurrency=4, num_gpus=1)
+                     batch_size=64, compute=ray.data.ActorPoolStrategy(size=4), num_gpus=1)
 out.write_json("s3://bucket/predictions/")
 ```
 
@@ -150,14 +150,14 @@ def predict(
     given = isinstance(inputs, ray.data.Dataset)
     dataset = inputs if given else _paths_dataset(ray, inputs)
     room = actor_room(num_gpus)
-    concurrency: int | tuple[int, int] = num_workers or ((1, room) if given and room > 1 else room)
+    pool = {"size": num_workers} if num_workers else {"min_size": 1, "max_size": room} if given else {"size": room}
     env = {k: v for k, v in os.environ.items() if k.startswith("ZOO_") or k in _SETTINGS}
     return dataset.map_batches(
         Predictor,
         fn_constructor_kwargs={"model": model, **predict_options},
         batch_size=batch_size,
         batch_format="numpy",
-        concurrency=concurrency,
+        compute=ray.data.ActorPoolStrategy(**pool),  # Ray 2.51 deprecates concurrency= for this
         num_gpus=num_gpus,
         runtime_env={"env_vars": env},
     )
