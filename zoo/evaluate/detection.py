@@ -129,8 +129,8 @@ def evaluate_boxes(
         InputError: none of `names` is a class of the model.
         UnsupportedError: faster-coco-eval is missing, or the model's answers are not boxes.
     """
-    gt: dict[str, Any] = {"images": [], "annotations": [], "categories": []}
-    gt["categories"] = [{"id": k + 1, "name": name} for k, name in enumerate(names)]
+    categories = [{"id": k + 1, "name": name} for k, name in enumerate(names)]
+    gt: dict[str, Any] = {"images": [], "annotations": [], "categories": categories}
     files = []
     for image_id, (path, boxes, classes) in enumerate(images, 1):
         gt["images"].append({"id": image_id, "file_name": str(path)})

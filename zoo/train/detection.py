@@ -389,13 +389,13 @@ class _Run:
 
         assert self.val is not None
         size = self.config.batch_size
-        held = [(s.path, s.boxes, s.classes) for s in self.val.samples]
         try:
             with warnings.catch_warnings():  # a model trained from random weights is being trained: no warning
                 warnings.simplefilter("ignore", RandomWeightsWarning)
                 if self.val_source is not None:
                     result = evaluate_detection(self.model, self.val_source, batch_size=size)
                 else:
+                    held = [(s.path, s.boxes, s.classes) for s in self.val.samples]
                     data = f"{self.val.source} ({len(held)} held out)"
                     result = evaluate_boxes(self.model, held, self.val.names, data=data, batch_size=size)
         except UnsupportedError as exc:  # faster-coco-eval missing: the run goes on by validation loss
